@@ -1,0 +1,31 @@
+"""tfq_mixed: post-training mixed int8/float quantization for Keras models on TensorFlow Lite.
+
+QuantuneV2 (arXiv 2501.07161) done natively on TFLite: calibrate once, compare one float and one
+int8 inference pass layer by layer, rank layers by local metrics, keep the most sensitive fused ops
+in float for a requested share of int8 MACs.
+
+Example:
+  >>> import tfq_mixed
+  >>> result = tfq_mixed.convert(keras_model, samples, ratio=0.9)
+  >>> result.save("out/")
+"""
+
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tfq_mixed.convert import Analysis, analyze, apply_config, convert, load_config
+from tfq_mixed.errors import (ConfigError, ConversionError, DatasetError, InvalidArgumentError,
+                              InvalidTypeError, OutputError, TfqMixedError, UnsupportedModelError)
+from tfq_mixed.qtyping import LayerStats, Node, Ranker
+from tfq_mixed.writer import Result, SelectiveQuantizationConfig, VERSION as __version__
+
+__all__ = [
+    # Workflow.
+    "convert", "analyze", "apply_config", "load_config", "Analysis", "Result",
+    "SelectiveQuantizationConfig", "Ranker", "LayerStats", "Node",
+    # Errors.
+    "TfqMixedError", "InvalidArgumentError", "InvalidTypeError", "DatasetError",
+    "UnsupportedModelError", "ConfigError", "ConversionError", "OutputError",
+]

@@ -1,0 +1,99 @@
+"""The only importer of private TensorFlow Lite APIs.
+
+TensorFlow's own QuantizationDebugger (`tensorflow/lite/tools/optimize/debugging/python/debugger.py`)
+calibrates once with the converter's `_experimental_calibrate_only` and then quantizes the calibrated
+model as often as needed with `convert.mlir_quantize(..., denylisted_nodes=...)`. We do the same. If a
+TensorFlow upgrade moves these, `tests/tflite_private_test.py` fails first.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import interpreter as litert
+from tensorflow.lite.python import convert as _convert
+from tensorflow.lite.python import lite as _lite
+
+from tfq_mixed import errors
+
+
+def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
+  """Runs the converter's calibration and returns the calibrated (still float) model."""
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.experimental_mlir_quantizer = True
+  converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+  return converter.convert()
+
+
+def quantize(calibrated_model: bytes, *, per_channel: bool,
+             denylisted_nodes: Sequence[str] = ()) -> bytes:
+  """Quantizes a calibrated model to int8, keeping `denylisted_nodes` in float.
+
+  Float input and output, as `TFLiteConverter.convert()` produces for post-training integer
+  quantization; read-only buffers are deduplicated as the converter does.
+  """
+  try:
+    model = _convert.mlir_quantize(
+        calibrated_model,
+        disable_per_channel=not per_channel,
+        fully_quantize=False,
+        input_data_type=tf.float32,
+        output_data_type=tf.float32,
+        denylisted_nodes=list(denylisted_nodes) or None)
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.ConversionError(
+        f"TensorFlow Lite failed to quantize the calibrated model: {e}") from e
+  return bytes(_lite._deduplicate_readonly_buffers(model))  # pylint: disable=protected-access
+
+
+def make_interpreter(model: bytes, *, preserve_all_tensors: bool = False,
+                     num_threads: int | None = None) -> litert.Interpreter:
+  """A LiteRT interpreter with the builtin kernels (no delegate hides intermediate tensors)."""
+  kwargs = {}
+  if preserve_all_tensors:
+    kwargs["experimental_op_resolver_type"] = (
+        litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  return litert.Interpreter(model_content=model, num_threads=num_threads,
+                            experimental_preserve_all_tensors=preserve_all_tensors, **kwargs)
+
+
+def ops(interpreter: litert.Interpreter) -> list[dict]:
+  """Op details in execution order, delegate ops left out.
+
+  Each dict: index, op_name, inputs, outputs (tensor indices, -1 for absent optional inputs).
+  """
+  return [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+          if op["op_name"] != "DELEGATE"]
+
+
+def tensor_name(interpreter: litert.Interpreter, index: int) -> str:
+  return interpreter._get_tensor_details(index, 0)["name"]  # pylint: disable=protected-access
+
+
+def tensor_details(interpreter: litert.Interpreter, index: int) -> dict:
+  return interpreter._get_tensor_details(index, 0)  # pylint: disable=protected-access
+
+
+def signature_io(interpreter: litert.Interpreter) -> tuple[dict[str, int], dict[str, int]]:
+  """(input name -> tensor index, output name -> tensor index) of the serving signature."""
+  signatures = interpreter._get_full_signature_list()  # pylint: disable=protected-access
+  signature = signatures[sorted(signatures)[0]]
+  return dict(signature["inputs"]), dict(signature["outputs"])
+
+
+def dequantized_tensor(interpreter: litert.Interpreter, index: int) -> np.ndarray:
+  """The tensor's value as float32 (dequantized with its per-tensor or per-channel parameters)."""
+  details = tensor_details(interpreter, index)
+  value = interpreter.get_tensor(index)
+  params = details["quantization_parameters"]
+  scales = params["scales"]
+  if value.dtype in (np.float32, np.float16) or scales.size == 0:
+    return value.astype(np.float32)
+  zero_points = params["zero_points"].astype(np.float32)
+  if scales.size == 1:
+    return (value.astype(np.float32) - zero_points[0]) * scales[0]
+  shape = [1] * value.ndim
+  shape[params["quantized_dimension"]] = -1
+  return (value.astype(np.float32) - zero_points.reshape(shape)) * scales.reshape(shape)

@@ -1,0 +1,205 @@
+"""Step 2: the two inference passes and the local metrics per Keras layer (QuantuneV2 Sec. 6).
+
+The float pass runs the Keras model layer by layer (unfused: Conv, BN and activation separately); the
+int8 pass runs the fully-int8 TFLite model in the LiteRT interpreter with every intermediate tensor
+preserved. Each Keras layer whose output is also a TFLite op's output is compared. Metrics are
+accumulated batch by batch; no pass holds more than one batch of activations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfq_mixed import _tflite_private
+from tfq_mixed import dataset as dataset_lib
+from tfq_mixed import metrics
+from tfq_mixed import model_graph
+from tfq_mixed.calibrator import Calibration
+from tfq_mixed.progress import Progress
+from tfq_mixed.qtyping import LayerStats
+
+DEFAULT_BATCH_SIZE = 16
+_QDQ_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def _align_int8_ops(calibration: Calibration, int8_interpreter) -> dict[int, dict]:
+  """Calibrated node index -> the same op in the int8 model (matched in order, Q/DQ ops skipped)."""
+  int8_ops = [op for op in _tflite_private.ops(int8_interpreter) if op["op_name"] not in _QDQ_OPS]
+  float_nodes = [n for n in calibration.nodes if n.op_type not in _QDQ_OPS]
+  if [n.op_type for n in float_nodes] != [op["op_name"] for op in int8_ops]:
+    # Quantization changed the graph beyond adding Q/DQ ops: match by name only.
+    by_name = {}
+    for op in int8_ops:
+      by_name.setdefault(_tflite_private.tensor_name(int8_interpreter, op["outputs"][0]), op)
+    return {n.index: by_name[n.name] for n in float_nodes if n.name in by_name}
+  return {n.index: op for n, op in zip(float_nodes, int8_ops)}
+
+
+def _kernel(layer) -> Optional[np.ndarray]:
+  kernel = getattr(layer, "kernel", None)
+  if kernel is None or len(getattr(kernel, "shape", ())) < 2:
+    return None
+  return np.asarray(keras.ops.convert_to_numpy(kernel), dtype=np.float32)
+
+
+def keras_weight_sqnr_db(layer, per_channel: bool) -> float:
+  """SQNR of the layer's kernel quantized as TFLite would (symmetric int8), NaN without a kernel."""
+  kernel = _kernel(layer)
+  if kernel is None:
+    return math.nan
+  layer_type = type(layer).__name__
+  if layer_type == "DepthwiseConv2D":  # (kh, kw, in, multiplier): TFLite's channels are in*multiplier
+    kernel = kernel.reshape(kernel.shape[:-2] + (-1,))
+  axis = metrics.channel_axis(layer_type, kernel.ndim)
+  return metrics.sqnr_db(kernel, metrics.quantize_symmetric(kernel, per_channel=per_channel, axis=axis))
+
+
+def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
+                       int8_op: dict) -> float:
+  """SQNR of a compute node's folded float filter vs its int8 filter, as TFLite stores them."""
+  if len(node_op["inputs"]) < 2 or len(int8_op["inputs"]) < 2:
+    return math.nan
+  try:
+    reference = calibrated_interpreter.get_tensor(node_op["inputs"][1])
+    quantized = _tflite_private.dequantized_tensor(int8_interpreter, int8_op["inputs"][1])
+  except ValueError:
+    return math.nan
+  if reference.shape != quantized.shape or reference.dtype != np.float32:
+    return math.nan
+  return metrics.sqnr_db(reference, quantized)
+
+
+def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
+                   int8_model: bytes, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                   verbose: bool = False) -> tuple[LayerStats, ...]:
+  """Runs the float and int8 passes and returns the metrics of every flattened layer.
+
+  Args:
+    model: the Keras model `calibration` was made from.
+    calibration: its calibration (nodes mapped to layers).
+    samples: the calibration samples.
+    int8_model: the fully-int8 model quantized from `calibration`.
+    batch_size: samples per pass step.
+    verbose: show progress bars.
+
+  Returns:
+    One `LayerStats` per flattened layer, in execution order.
+  """
+  layers = calibration.layers
+  layer_objects = model_graph.layer_objects(model)
+  index_of = {ref.name: ref.index for ref in layers}
+
+  calibrated_interpreter = _tflite_private.make_interpreter(calibration.calibrated_model)
+  calibrated_interpreter.allocate_tensors()
+  calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
+  int8_interpreter = _tflite_private.make_interpreter(int8_model, preserve_all_tensors=True)
+  int8_ops = _align_int8_ops(calibration, int8_interpreter)
+
+  # Which node's output stands for which layer's output: the node's last layer, last node wins.
+  node_of_layer: dict[int, int] = {}
+  compared: dict[int, dict] = {}  # layer index -> int8 op whose output is that layer's output
+  for node in calibration.nodes:
+    indices = [index_of[name] for name in node.layers]
+    for i in indices:
+      node_of_layer.setdefault(i, node.index)
+    if indices and node.index in int8_ops:
+      compared[max(indices)] = int8_ops[node.index]
+  wanted = sorted(compared)
+
+  # Float pass: one traced function returning every compared layer's output.
+  signature = [tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
+               for a in samples.arrays]
+
+  @tf.function(input_signature=signature)
+  def float_pass(*inputs):
+    outputs = {}
+
+    def record(index, _prefix, _layer, out):
+      if index in compared:
+        outputs[index] = out[0] if isinstance(out, (list, tuple)) else out
+    model_graph.run_layers(model, list(inputs), on_layer=record)
+    return [outputs[i] for i in wanted]
+
+  input_tensors, _ = _tflite_private.signature_io(int8_interpreter)
+  input_indices = [input_tensors[name] for name in calibration.input_names]
+  stats = {}
+  for i in wanted:
+    details = _tflite_private.tensor_details(int8_interpreter, compared[i]["outputs"][0])
+    scales = details["quantization_parameters"]["scales"]
+    is_int8 = details["dtype"] == np.int8 and scales.size == 1
+    stats[i] = metrics.StreamingStats(
+        scale=float(scales[0]) if is_int8 else None,
+        zero_point=int(details["quantization_parameters"]["zero_points"][0]) if is_int8 else 0)
+
+  batch_shape = None
+  skipped: set[int] = set()
+  num_batches = math.ceil(samples.num_samples / batch_size)
+  with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar:
+    for batch in samples.batches(batch_size):
+      float_outputs = [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
+      if batch_shape != batch[0].shape[0]:
+        batch_shape = batch[0].shape[0]
+        for index, array in zip(input_indices, batch):
+          int8_interpreter.resize_tensor_input(index, array.shape, strict=False)
+        int8_interpreter.allocate_tensors()
+      for index, array in zip(input_indices, batch):
+        int8_interpreter.set_tensor(index, array)
+      int8_interpreter.invoke()
+      for i, reference in zip(wanted, float_outputs):
+        if i in skipped:
+          continue
+        quantized = _tflite_private.dequantized_tensor(int8_interpreter, compared[i]["outputs"][0])
+        if quantized.shape != reference.shape:
+          skipped.add(i)  # The op's output is not this layer's output (e.g. a reshape follows).
+          continue
+        stats[i].update(reference, quantized)
+      bar.update()
+
+  # Weight metrics, MACs, activation metrics per layer.
+  nodes = {n.index: n for n in calibration.nodes}
+  macs_of_layer: dict[int, int] = {}
+  fused_sqnr: dict[int, float] = {}
+  for node in calibration.nodes:
+    if not node.layers:
+      continue
+    indices = [index_of[name] for name in node.layers]
+    with_kernel = [i for i in indices if _kernel(layer_objects[i]) is not None]
+    owner = with_kernel[0] if with_kernel else indices[0]
+    macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
+    if node.is_compute and node.index in int8_ops:
+      fused_sqnr[owner] = _fused_weight_sqnr(calibrated_interpreter, int8_interpreter,
+                                             calibrated_ops[node.index], int8_ops[node.index])
+
+  weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
+  activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
+  weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})
+  activation_delta = _deltas({i: s.sqnr_db for i, s in activation.items()})
+
+  results = []
+  for ref in layers:
+    i = ref.index
+    act = activation.get(i)
+    results.append(LayerStats(
+        index=i, name=ref.name, layer_type=ref.layer_type,
+        node=nodes[node_of_layer[i]].index if i in node_of_layer else None,
+        macs=macs_of_layer.get(i, 0),
+        weight_sqnr_db=weight_sqnr[i],
+        fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),
+        weight_sqnr_delta=weight_delta.get(i, math.nan),
+        activation_sqnr_db=act.sqnr_db if act else math.nan,
+        activation_sqnr_delta=activation_delta.get(i, math.nan),
+        mse=act.mse if act else math.nan,
+        cosine_similarity=act.cosine_similarity if act else math.nan,
+        kl_divergence=act.kl_divergence if act else math.nan))
+  return tuple(results)
+
+
+def _deltas(series: dict[int, float]) -> dict[int, float]:
+  """Eq. 16 over a {layer index: SQNR} series, in execution order."""
+  positions = sorted(series)
+  return dict(zip(positions, metrics.sqnr_delta([series[p] for p in positions], positions)))

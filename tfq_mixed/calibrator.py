@@ -1,0 +1,142 @@
+"""Step 1: export the Keras model with layer-tagged op names and calibrate it once with TFLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfq_mixed import _tflite_private
+from tfq_mixed import dataset as dataset_lib
+from tfq_mixed import errors
+from tfq_mixed import layer_mapping
+from tfq_mixed import macs as macs_lib
+from tfq_mixed import model_graph
+from tfq_mixed.qtyping import LayerRef, Node
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+  """A calibrated float TFLite model and how its ops map to Keras layers.
+
+  Attributes:
+    calibrated_model: TFLite flatbuffer with calibration statistics, not yet quantized.
+    per_channel: whether weights are quantized per output channel.
+    layers: the flattened Keras layer calls, in execution order.
+    nodes: every TFLite op of the calibrated model, with the layers it contains and its MACs.
+    input_names: signature input names, aligned with `model.inputs`.
+    seconds: wall time of export + calibration.
+  """
+
+  calibrated_model: bytes
+  per_channel: bool
+  layers: tuple[LayerRef, ...]
+  nodes: tuple[Node, ...]
+  input_names: tuple[str, ...]
+  seconds: float
+
+  @property
+  def total_macs(self) -> int:
+    return sum(n.macs for n in self.nodes)
+
+  @property
+  def unmapped_nodes(self) -> tuple[Node, ...]:
+    return tuple(n for n in self.nodes if not n.layers)
+
+
+def _export(model, specs: list[dataset_lib.InputSpec], directory: str) -> None:
+  """Writes a SavedModel whose ops are named after the flattened layer calls."""
+  signature = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name)
+               for s in specs]
+
+  def serve(*inputs):
+    outputs = model_graph.run_layers(model, list(inputs), scoped=True)
+    return {f"output_{i}": o for i, o in enumerate(outputs)}
+
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint("serve", serve, input_signature=signature)
+  archive.write_out(directory, verbose=False)
+
+
+def _output_layers(model) -> list[int]:
+  """Flattened index of the layer call producing each model output."""
+  producer: dict[int, int] = {}
+
+  def record(index, _prefix, _layer, outputs):
+    for out in (outputs if isinstance(outputs, (list, tuple)) else [outputs]):
+      producer[id(out)] = index
+
+  symbolic = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in model.inputs]
+  outputs = model_graph.run_layers(model, symbolic, on_layer=record)
+  return [producer.get(id(o), -1) for o in outputs]
+
+
+def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
+               output_layers: list[int]) -> tuple[Node, ...]:
+  """The calibrated model's ops as `Node`s (layers mapped, MACs per sample)."""
+  interpreter = _tflite_private.make_interpreter(calibrated_model)
+  _, outputs = _tflite_private.signature_io(interpreter)
+  output_tensor_to_layer = {outputs[f"output_{i}"]: layer
+                            for i, layer in enumerate(output_layers)
+                            if f"output_{i}" in outputs and layer >= 0}
+  ops = _tflite_private.ops(interpreter)
+  names = [_tflite_private.tensor_name(interpreter, op["outputs"][0]) for op in ops]
+  mapped = layer_mapping.map_ops(names, [op["outputs"][0] for op in ops], output_tensor_to_layer,
+                                 len(layers))
+  nodes = []
+  for op, name, indices in zip(ops, names, mapped):
+    shapes = [tuple(interpreter._get_tensor_details(t, 0)["shape"]) if t >= 0 else ()  # pylint: disable=protected-access
+              for t in op["inputs"]]
+    out_shape = tuple(_tflite_private.tensor_details(interpreter, op["outputs"][0])["shape"])
+    nodes.append(Node(index=int(op["index"]), name=name, op_type=op["op_name"],
+                      layers=tuple(layers[i].name for i in indices),
+                      macs=int(macs_lib.op_macs(op["op_name"], shapes, out_shape))))
+  return tuple(nodes)
+
+
+def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True) -> Calibration:
+  """Calibrates `model` once on `samples` (TFLiteConverter, calibrate-only).
+
+  Args:
+    model: a functional or Sequential Keras model (nested models are flattened).
+    samples: validated calibration samples.
+    per_channel: per-output-channel weight scales (TFLite's default) or one scale per tensor.
+
+  Returns:
+    The `Calibration`, quantizable any number of times without recalibrating.
+
+  Raises:
+    ConversionError: TensorFlow Lite could not convert or calibrate the model.
+  """
+  start = time.perf_counter()
+  specs = dataset_lib.model_input_specs(model)
+  layers = tuple(model_graph.flatten_layers(model))
+  with tempfile.TemporaryDirectory(prefix="tfq_mixed_export_") as directory:
+    export_dir = os.path.join(directory, "saved_model")
+    try:
+      _export(model, specs, export_dir)
+      converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+      converter.representative_dataset = samples.tflite_generator([s.name for s in specs])
+      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                             tf.lite.OpsSet.SELECT_TF_OPS]
+      calibrated = _tflite_private.calibrate_only(converter)
+    except errors.TfqMixedError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.ConversionError(
+          f"TensorFlow Lite could not convert model {model.name!r}: {type(e).__name__}: "
+          f"{str(e)[:2000]}") from e
+  nodes = read_nodes(calibrated, layers, _output_layers(model))
+  return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),
+                     layers=layers, nodes=nodes, input_names=tuple(s.name for s in specs),
+                     seconds=time.perf_counter() - start)
+
+
+def example_input(samples: dataset_lib.Samples) -> list[np.ndarray]:
+  return [a[:1] for a in samples.arrays]

@@ -1,0 +1,122 @@
+"""Runs a Keras functional model layer by layer, flattening nested models.
+
+One executor serves both the export for TFLite (each layer call inside a `tfqm####` name scope, so
+every TFLite op name says which Keras layer it came from) and the float pass (every layer's output).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import keras
+
+from tfq_mixed import errors
+from tfq_mixed.qtyping import LayerRef
+
+SCOPE_PREFIX = "tfqm"
+
+
+def scope_name(index: int) -> str:
+  return f"{SCOPE_PREFIX}{index:04d}"
+
+
+def _functional_of(model) -> Optional[object]:
+  """The Functional graph behind a Functional or built Sequential model, else None."""
+  from keras.src.models.functional import Functional  # pylint: disable=g-import-not-at-top
+  if isinstance(model, keras.Sequential):
+    inner = getattr(model, "_functional", None)
+    if inner is None and model.built:
+      model.build(model.input_shape)  # rebuilds the graph
+      inner = getattr(model, "_functional", None)
+    return inner
+  if isinstance(model, Functional):
+    return model
+  return None
+
+
+def check_model(model) -> None:
+  """Raises UnsupportedModelError unless `model` is a built functional/Sequential Keras model."""
+  if not isinstance(model, keras.Model):
+    raise errors.InvalidTypeError(
+        f"`keras_model` must be a keras.Model. Received: {type(model).__name__}. Load it with "
+        "keras.saving.load_model(path).")
+  if _functional_of(model) is None:
+    raise errors.UnsupportedModelError(
+        f"Model {model.name!r} ({type(model).__name__}) is a subclassed model without a functional "
+        "graph, so its layers cannot be traced one by one. Wrap it in a functional model whose "
+        "layers are called explicitly, e.g. `inputs = keras.Input(shape); outputs = "
+        "MyBlock()(inputs); keras.Model(inputs, outputs)`, or rebuild it with the functional API.")
+  try:
+    model.inputs  # pylint: disable=pointless-statement
+  except (AttributeError, ValueError):
+    raise errors.UnsupportedModelError(
+        f"Model {model.name!r} has no defined inputs. Build it first, e.g. call it on data or "
+        "create it with keras.Input(...).") from None
+
+
+def run_layers(model, inputs: list, on_layer: Optional[Callable] = None,
+               scoped: bool = False) -> list:
+  """Runs `model` on `inputs` one layer call at a time, recursing into nested models.
+
+  Args:
+    model: a functional or Sequential Keras model.
+    inputs: one tensor per model input.
+    on_layer: called as `on_layer(index, prefix, layer, outputs)` after each (flattened) layer call.
+    scoped: wrap each layer call in `tf.name_scope(scope_name(index))`.
+
+  Returns:
+    The model outputs, as a list.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  counter = [0]
+
+  def run(functional, xs, prefix):
+    def operation_fn(op):
+      def call(*args, **kwargs):
+        nested = _functional_of(op) if isinstance(op, keras.Model) else None
+        if nested is not None:
+          flat_args = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
+          outs = run(nested, flat_args, prefix + op.name + "/")
+          return outs[0] if len(outs) == 1 else outs
+        index = counter[0]
+        counter[0] += 1
+        if getattr(op, "_call_has_training_arg", False):
+          kwargs["training"] = False
+        if scoped:
+          with tf.name_scope(scope_name(index)):
+            outs = op(*args, **kwargs)
+        else:
+          outs = op(*args, **kwargs)
+        if on_layer is not None:
+          on_layer(index, prefix, op, outs)
+        return outs
+      return call
+    outs = functional._run_through_graph(xs, operation_fn)  # pylint: disable=protected-access
+    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
+  return run(_functional_of(model), list(inputs), "")
+
+
+def flatten_layers(model) -> list[LayerRef]:
+  """The flattened layer calls of `model`, in execution order (symbolic run, no data)."""
+  refs: list[LayerRef] = []
+  seen: dict[str, int] = {}
+
+  def record(index, prefix, layer, _):
+    base = prefix + layer.name
+    calls = seen.get(base, 0)
+    seen[base] = calls + 1
+    name = base if calls == 0 else f"{base}@{calls}"
+    refs.append(LayerRef(index=index, name=name, layer_type=type(layer).__name__))
+
+  symbolic = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in model.inputs]
+  run_layers(model, symbolic, on_layer=record)
+  return refs
+
+
+def layer_objects(model) -> list:
+  """The layer objects of the flattened calls, aligned with `flatten_layers`."""
+  layers: list = []
+  symbolic = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in model.inputs]
+  run_layers(model, symbolic, on_layer=lambda i, p, layer, o: layers.append(layer))
+  return layers

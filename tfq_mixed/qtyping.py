@@ -1,0 +1,177 @@
+"""Enums and frozen dataclasses shared by the pipeline steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from typing import Any, Optional
+
+from tfq_mixed import errors
+
+# Bits of weights x activations per MAC, for BOPs (QuantuneV2, Eq. 17).
+INT8_BITS_PER_MAC = 8 * 8
+FLOAT_BITS_PER_MAC = 32 * 32
+
+
+class Ranker(str, enum.Enum):
+  """Sensitivity orders a float MAC budget can be filled with (most sensitive first)."""
+
+  QUANTUNE = "quantune"
+  QUANTUNE_PAPER = "quantune_paper"
+  WEIGHT_SQNR = "weight_sqnr"
+  IN_ORDER = "in_order"
+  RANDOM = "random"
+  ACTIVATION_SQNR = "activation_sqnr"
+  WEIGHT_SQNR_DELTA = "weight_sqnr_delta"
+  MSE = "mse"
+
+  @classmethod
+  def parse(cls, value: "Ranker | str") -> "Ranker":
+    if isinstance(value, Ranker):
+      return value
+    if not isinstance(value, str):
+      raise errors.InvalidTypeError(
+          f"`ranker` must be a string. Received: ranker={value!r} of type {type(value).__name__}. "
+          f"Expected one of: {', '.join(repr(r.value) for r in cls)}.")
+    try:
+      return cls(value)
+    except ValueError:
+      raise errors.InvalidArgumentError(
+          f"Unknown ranker {value!r}. Expected one of: "
+          f"{', '.join(repr(r.value) for r in cls)}.") from None
+
+
+def check_ratio(ratio: Any) -> float:
+  """Validates the int8 MAC ratio (QuantuneV2 Eq. 17 as a share of MACs) and returns it as float."""
+  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or hasattr(ratio, "shape"):
+    raise errors.InvalidTypeError(
+        f"`ratio` must be a float in [0.0, 1.0]. Received: ratio={ratio!r} of type "
+        f"{type(ratio).__name__}. Pass a fraction, e.g. 0.9 for 90% of MACs in int8.")
+  ratio = float(ratio)
+  if math.isnan(ratio) or not 0.0 <= ratio <= 1.0:
+    raise errors.InvalidArgumentError(
+        f"`ratio` must be a float in [0.0, 1.0]. Received: ratio={ratio!r}. "
+        "Pass a fraction, e.g. 0.9 for 90% of MACs in int8.")
+  return ratio
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRef:
+  """One call of a Keras layer in the flattened model, in topological order.
+
+  Attributes:
+    index: position in the flattened execution order.
+    name: layer name, prefixed by its enclosing models' names for nested models
+      (`block/conv`); a shared layer's later calls get `@1`, `@2`, ...
+    layer_type: Keras class name, e.g. `Conv2D`.
+  """
+
+  index: int
+  name: str
+  layer_type: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+  """One op of the TFLite graph (fused: Conv+BN+ReLU is one node).
+
+  Attributes:
+    index: op index in the calibrated (float) TFLite model.
+    name: the op's output tensor name there; what `denylisted_nodes` matches.
+    op_type: TFLite builtin name, e.g. `CONV_2D`.
+    layers: names of the Keras layers the op contains, in execution order.
+    macs: multiply-accumulates per sample (0 for non-compute ops).
+  """
+
+  index: int
+  name: str
+  op_type: str
+  layers: tuple[str, ...]
+  macs: int
+
+  @property
+  def is_compute(self) -> bool:
+    return self.macs > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+  """Local metrics of one Keras layer (QuantuneV2 Sec. 6.1, Eq. 6-9 and 16).
+
+  Metrics that do not apply are NaN: weight metrics for layers without a kernel, activation metrics
+  for layers whose output is internal to a fused TFLite node (e.g. the Conv of Conv+BN+ReLU).
+
+  Attributes:
+    index, name, layer_type: as in `LayerRef`.
+    node: index of the TFLite node holding this layer, or None if no op maps to it.
+    macs: MACs per sample of the layer's compute op (0 for others).
+    weight_sqnr_db: SQNR of the Keras kernel quantized as TFLite does (symmetric int8).
+    fused_weight_sqnr_db: SQNR of the TFLite node's folded (BN-fused) weights vs its int8 weights.
+    weight_sqnr_delta: Eq. 16 over the weight SQNR series.
+    activation_sqnr_db: SQNR of the float layer output vs the dequantized int8 TFLite tensor.
+    activation_sqnr_delta: Eq. 16 over the activation SQNR series.
+    mse: mean squared error of the activation (Eq. 7).
+    cosine_similarity: Eq. 8, over the whole calibration set.
+    kl_divergence: Eq. 9, between int8-level histograms of the float and int8 activations.
+  """
+
+  index: int
+  name: str
+  layer_type: str
+  node: Optional[int]
+  macs: int
+  weight_sqnr_db: float = math.nan
+  fused_weight_sqnr_db: float = math.nan
+  weight_sqnr_delta: float = math.nan
+  activation_sqnr_db: float = math.nan
+  activation_sqnr_delta: float = math.nan
+  mse: float = math.nan
+  cosine_similarity: float = math.nan
+  kl_divergence: float = math.nan
+
+  METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
+                   "activation_sqnr_db", "activation_sqnr_delta", "mse",
+                   "cosine_similarity", "kl_divergence")
+
+  def to_dict(self) -> dict[str, Any]:
+    out = dataclasses.asdict(self)
+    for key in self.METRIC_FIELDS:
+      value = out[key]
+      out[key] = None if math.isnan(value) else round(float(value), 6)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """The fused nodes kept in float for one MAC budget (QuantuneV2 Eq. 17).
+
+  Attributes:
+    float_layers: Keras layer names kept float, most sensitive first (every layer of each float node).
+    float_nodes: TFLite node names kept float (the `denylisted_nodes`), in selection order.
+    float_macs, total_macs: MACs per sample kept float / of all compute ops.
+  """
+
+  float_layers: tuple[str, ...]
+  float_nodes: tuple[str, ...]
+  float_macs: int
+  total_macs: int
+
+  @property
+  def int8_mac_ratio(self) -> float:
+    if self.total_macs == 0:
+      return 1.0
+    return 1.0 - self.float_macs / self.total_macs
+
+  @property
+  def bops(self) -> int:
+    """BOPs(theta) of QuantuneV2 Eq. 17 (weight bits x activation bits x MACs)."""
+    int8_macs = self.total_macs - self.float_macs
+    return int8_macs * INT8_BITS_PER_MAC + self.float_macs * FLOAT_BITS_PER_MAC
+
+  @property
+  def bops_reduction(self) -> float:
+    """BOPs reduction rate of QuantuneV2 Eq. 17, as a fraction of the float32 model's BOPs."""
+    if self.total_macs == 0:
+      return 0.0
+    return 1.0 - self.bops / (self.total_macs * FLOAT_BITS_PER_MAC)

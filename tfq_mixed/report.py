@@ -1,0 +1,61 @@
+"""The per-layer report: CSV for tools, a fixed-width table for people."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Sequence
+
+from tfq_mixed.qtyping import LayerStats
+
+FLOAT = "float"
+INT8 = "int8"
+NO_OP = "-"  # no TFLite op maps to the layer (e.g. Dropout, InputLayer) or its op is not compute
+
+COLUMNS = ("rank", "layer", "type", "node", "macs", "precision", "weight_sqnr_db",
+           "fused_weight_sqnr_db", "weight_sqnr_delta", "activation_sqnr_db",
+           "activation_sqnr_delta", "mse", "cosine_similarity", "kl_divergence")
+
+
+def rows(layers: Sequence[LayerStats], ranking: Sequence[str], float_layers: Sequence[str]) -> list[dict]:
+  """One row per layer, most sensitive first."""
+  by_name = {l.name: l for l in layers}
+  float_set = set(float_layers)
+  out = []
+  for position, name in enumerate(ranking, start=1):
+    layer = by_name[name]
+    precision = FLOAT if name in float_set else (INT8 if layer.node is not None else NO_OP)
+    row = {"rank": position, "layer": name, "type": layer.layer_type,
+           "node": "" if layer.node is None else layer.node, "macs": layer.macs,
+           "precision": precision}
+    for key in LayerStats.METRIC_FIELDS:
+      value = getattr(layer, key)
+      row[key] = "" if math.isnan(value) else f"{value:.6g}"
+    out.append(row)
+  return out
+
+
+def to_csv(table: list[dict]) -> str:
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(table)
+  return buffer.getvalue()
+
+
+def render(table: list[dict], limit: int | None = None) -> str:
+  """A readable table: rank, layer, type, MACs, SQNRs and deltas, MSE, precision."""
+  header = (f"{'#':>4} {'layer':<28} {'type':<22} {'MACs':>11} {'W SQNR':>7} {'W dlt':>7} "
+            f"{'A SQNR':>7} {'A dlt':>7} {'MSE':>9} {'prec':>5}")
+  lines = [header, "-" * len(header)]
+  for row in table[:limit]:
+    def num(key, fmt="7.2f"):
+      return format(float(row[key]), fmt) if row[key] != "" else " " * int(fmt.split(".")[0])
+    lines.append(
+        f"{row['rank']:>4} {row['layer'][:28]:<28} {row['type'][:22]:<22} {row['macs']:>11,} "
+        f"{num('weight_sqnr_db')} {num('weight_sqnr_delta')} {num('activation_sqnr_db')} "
+        f"{num('activation_sqnr_delta')} {num('mse', '9.3g')} {row['precision']:>5}")
+  if limit is not None and len(table) > limit:
+    lines.append(f"... {len(table) - limit} more layers")
+  return "\n".join(lines)
