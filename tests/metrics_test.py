@@ -1,0 +1,112 @@
+"""tfq_mixed.metrics against hand-computed values (QuantuneV2 Eq. 6-9, 16)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfq_mixed import metrics
+
+
+def test_sqnr_hand_computed():
+  ref = np.array([3.0, 4.0])  # signal power 25
+  q = np.array([3.0, 3.0])  # noise power 1
+  assert metrics.sqnr_db(ref, q) == pytest.approx(10 * math.log10(25.0))
+
+
+def test_sqnr_identical_and_all_zero_are_defined():
+  x = np.array([1.0, -2.0, 0.5])
+  assert metrics.sqnr_db(x, x) == metrics.SQNR_CAP_DB
+  zeros = np.zeros(4)
+  assert metrics.sqnr_db(zeros, zeros) == metrics.SQNR_CAP_DB
+  assert metrics.sqnr_db(zeros, np.ones(4)) == -metrics.SQNR_CAP_DB
+  assert metrics.sqnr_db(np.ones(4), zeros) == pytest.approx(0.0)  # noise equals signal
+
+
+def test_sqnr_is_not_symmetric():
+  a, b = np.array([1.0, 1.0]), np.array([2.0, 2.0])
+  assert metrics.sqnr_db(a, b) != metrics.sqnr_db(b, a)
+
+
+def test_mse_cosine_hand_computed():
+  ref, q = np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0])
+  assert metrics.mse(ref, q) == pytest.approx(4.0 / 3.0)
+  assert metrics.cosine_similarity(ref, q) == pytest.approx(20.0 / math.sqrt(14.0 * 30.0))  # 1+4+15
+  assert metrics.cosine_similarity(ref, -ref) == pytest.approx(-1.0)
+  assert metrics.cosine_similarity(np.zeros(3), np.zeros(3)) == 1.0
+  assert metrics.cosine_similarity(np.zeros(3), q) == 0.0
+
+
+def test_kl_hand_computed():
+  p, q = np.array([1.0, 1.0]), np.array([3.0, 1.0])  # P=(.5,.5), Q=(.75,.25)
+  expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+  assert metrics.kl_from_histograms(p, q) == pytest.approx(expected, rel=1e-6)
+  x = np.linspace(-1, 1, 100)
+  assert metrics.kl_divergence(x, x) == pytest.approx(0.0, abs=1e-9)
+  assert metrics.kl_divergence(x, np.round(x)) > 0.1
+
+
+def test_mismatched_shapes_raise():
+  with pytest.raises(ValueError, match="same shape"):
+    metrics.sqnr_db(np.zeros(3), np.zeros(4))
+  with pytest.raises(ValueError, match="same shape"):
+    metrics.mse(np.zeros((2, 2)), np.zeros(4))
+
+
+def test_sqnr_delta_eq16():
+  # Layers 0, 2, 3 have an SQNR; the step from 0 to 2 spans two layers (L_n - L_{n-1} = 2).
+  assert metrics.sqnr_delta([30.0, 26.0, 27.0], [0, 2, 3]) == [0.0, -2.0, 1.0]
+  assert metrics.sqnr_delta([10.0, 10.0]) == [0.0, 0.0]
+  assert metrics.sqnr_delta([]) == []
+
+
+def test_quantize_symmetric_per_channel_and_per_tensor():
+  w = np.array([[1.0, 0.01], [-0.5, 0.02]], np.float32)  # output channels along the last axis
+  per_channel = metrics.quantize_symmetric(w, per_channel=True, axis=-1)
+  scales = np.array([1.0 / 127, 0.02 / 127])
+  np.testing.assert_allclose(per_channel, np.round(w / scales) * scales, rtol=1e-6)
+  per_tensor = metrics.quantize_symmetric(w, per_channel=False)
+  np.testing.assert_allclose(per_tensor, np.round(w * 127) / 127, rtol=1e-6)
+  # The small channel loses far more under one shared scale.
+  assert metrics.sqnr_db(w[:, 1], per_tensor[:, 1]) < metrics.sqnr_db(w[:, 1], per_channel[:, 1]) - 20
+  np.testing.assert_array_equal(metrics.quantize_symmetric(np.zeros((2, 2)), per_channel=True), 0)
+
+
+def test_streaming_stats_equal_whole_array_metrics(rng):
+  ref = rng.normal(size=(6, 5, 4))
+  q = ref + rng.normal(scale=0.1, size=ref.shape)
+  stats = metrics.StreamingStats()
+  for i in range(0, 6, 2):  # three batches
+    stats.update(ref[i:i + 2], q[i:i + 2])
+  assert stats.sqnr_db == pytest.approx(metrics.sqnr_db(ref, q))
+  assert stats.mse == pytest.approx(metrics.mse(ref, q))
+  assert stats.cosine_similarity == pytest.approx(metrics.cosine_similarity(ref, q))
+  assert math.isnan(stats.kl_divergence)  # no int8 grid given
+
+
+def test_streaming_kl_on_int8_grid():
+  stats = metrics.StreamingStats(scale=0.1, zero_point=0)
+  ref = np.linspace(-1, 1, 201)
+  stats.update(ref, np.round(ref / 0.1) * 0.1)
+  assert stats.kl_divergence == pytest.approx(0.0, abs=1e-6)  # same int8 levels
+  shifted = metrics.StreamingStats(scale=0.1, zero_point=0)
+  shifted.update(ref, ref + 0.5)
+  assert shifted.kl_divergence > 0.1
+
+
+finite = hnp.arrays(np.float64, st.integers(1, 50),
+                    elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(finite, st.floats(-1e3, 1e3, allow_nan=False))
+def test_metrics_finite_for_any_finite_input(x, shift):
+  y = x + shift
+  for fn in (metrics.sqnr_db, metrics.mse, metrics.cosine_similarity, metrics.kl_divergence):
+    assert math.isfinite(fn(x, y)), fn.__name__
+  assert metrics.sqnr_db(x, x) == metrics.SQNR_CAP_DB
+  assert metrics.mse(x, y) == pytest.approx(metrics.mse(y, x))
+  assert metrics.cosine_similarity(x, y) == pytest.approx(metrics.cosine_similarity(y, x))
