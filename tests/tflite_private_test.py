@@ -39,7 +39,7 @@ def test_calibrate_once_then_quantize_with_and_without_denylist(digits):
             for op in _tflite_private.ops(interpreter) if op["op_name"] == "CONV_2D"}
 
   full = filter_dtypes(_tflite_private.quantize(calibrated, per_channel=True))
-  assert set(full.values()) == {np.dtype(np.int8)}
+  assert set(full.values()) == {np.int8}
   mixed = filter_dtypes(_tflite_private.quantize(calibrated, per_channel=True,
                                                  denylisted_nodes=[conv_name]))
   assert mixed[conv_name] == np.float32

@@ -8,6 +8,11 @@ TensorFlow upgrade moves these, `tests/tflite_private_test.py` fails first.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -19,12 +24,42 @@ from tensorflow.lite.python import lite as _lite
 from tfq_mixed import errors
 
 
+@contextlib.contextmanager
+def _captured_native_output(log: list):
+  """Captures what TFLite's C++ quantizer prints to fds 1 and 2 ("fully_quantize: 0, ...").
+
+  The text is appended to `log`, so a failure can show it instead of it cluttering every run.
+  """
+  try:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+  except (OSError, ValueError):  # no real file descriptors (some notebooks): capture nothing
+    yield
+    return
+  with tempfile.TemporaryFile() as capture:
+    try:
+      os.dup2(capture.fileno(), 1)
+      os.dup2(capture.fileno(), 2)
+      yield
+    finally:
+      os.dup2(saved[0], 1)
+      os.dup2(saved[1], 2)
+      os.close(saved[0])
+      os.close(saved[1])
+      capture.seek(0)
+      log.append(capture.read().decode(errors="replace"))
+
+
 def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
   """Runs the converter's calibration and returns the calibrated (still float) model."""
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   converter.experimental_mlir_quantizer = True
   converter._experimental_calibrate_only = True  # pylint: disable=protected-access
-  return converter.convert()
+  with warnings.catch_warnings():
+    # TF's calibrator still builds the deprecated tf.lite.Interpreter internally.
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    return converter.convert()
 
 
 def quantize(calibrated_model: bytes, *, per_channel: bool,
@@ -34,17 +69,20 @@ def quantize(calibrated_model: bytes, *, per_channel: bool,
   Float input and output, as `TFLiteConverter.convert()` produces for post-training integer
   quantization; read-only buffers are deduplicated as the converter does.
   """
+  native_log: list = []
   try:
-    model = _convert.mlir_quantize(
-        calibrated_model,
-        disable_per_channel=not per_channel,
-        fully_quantize=False,
-        input_data_type=tf.float32,
-        output_data_type=tf.float32,
-        denylisted_nodes=list(denylisted_nodes) or None)
+    with _captured_native_output(native_log):
+      model = _convert.mlir_quantize(
+          calibrated_model,
+          disable_per_channel=not per_channel,
+          fully_quantize=False,
+          input_data_type=tf.float32,
+          output_data_type=tf.float32,
+          denylisted_nodes=list(denylisted_nodes) or None)
   except Exception as e:  # pylint: disable=broad-except
     raise errors.ConversionError(
-        f"TensorFlow Lite failed to quantize the calibrated model: {e}") from e
+        f"TensorFlow Lite failed to quantize the calibrated model: {e}\n"
+        f"{''.join(native_log)[-4000:]}") from e
   return bytes(_lite._deduplicate_readonly_buffers(model))  # pylint: disable=protected-access
 
 
@@ -55,8 +93,11 @@ def make_interpreter(model: bytes, *, preserve_all_tensors: bool = False,
   if preserve_all_tensors:
     kwargs["experimental_op_resolver_type"] = (
         litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  return litert.Interpreter(model_content=model, num_threads=num_threads,
-                            experimental_preserve_all_tensors=preserve_all_tensors, **kwargs)
+  with warnings.catch_warnings():
+    # The warning says preserving all tensors costs memory; we keep one batch at a time.
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    return litert.Interpreter(model_content=model, num_threads=num_threads,
+                              experimental_preserve_all_tensors=preserve_all_tensors, **kwargs)
 
 
 def ops(interpreter: litert.Interpreter) -> list[dict]:

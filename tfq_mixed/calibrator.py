@@ -17,6 +17,7 @@ from tfq_mixed import errors
 from tfq_mixed import layer_mapping
 from tfq_mixed import macs as macs_lib
 from tfq_mixed import model_graph
+from tfq_mixed.progress import Progress
 from tfq_mixed.qtyping import LayerRef, Node
 
 
@@ -100,13 +101,15 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
   return tuple(nodes)
 
 
-def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True) -> Calibration:
+def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
+              verbose: bool = False) -> Calibration:
   """Calibrates `model` once on `samples` (TFLiteConverter, calibrate-only).
 
   Args:
     model: a functional or Sequential Keras model (nested models are flattened).
     samples: validated calibration samples.
     per_channel: per-output-channel weight scales (TFLite's default) or one scale per tensor.
+    verbose: show a progress bar over the calibration samples.
 
   Returns:
     The `Calibration`, quantizable any number of times without recalibrating.
@@ -122,7 +125,14 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True) 
     try:
       _export(model, specs, export_dir)
       converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
-      converter.representative_dataset = samples.tflite_generator([s.name for s in specs])
+      generator = samples.tflite_generator([s.name for s in specs])
+
+      def representative_dataset():
+        with Progress(samples.num_samples, "calibration", enabled=verbose) as bar:
+          for sample in generator():
+            yield sample
+            bar.update()
+      converter.representative_dataset = representative_dataset
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                              tf.lite.OpsSet.SELECT_TF_OPS]
       calibrated = _tflite_private.calibrate_only(converter)

@@ -111,7 +111,8 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   """
   options, samples = _prepare(keras_model, representative_dataset, per_channel, max_samples)
   # 1. Calibrate once.
-  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel)
+  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
+                                     verbose=verbose)
   # 2. Compare float and int8 outputs per Keras layer.
   int8_model = _tflite_private.quantize(calibration.calibrated_model,
                                         per_channel=options.per_channel)
