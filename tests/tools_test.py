@@ -1,0 +1,256 @@
+"""tools/*.py end to end on the digits CNN, in a temp folder: flags in, files out, content checked."""
+
+import csv
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+from absl import app
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = ("quantize", "analyze", "sweep", "benchmark")
+FLAGS = flags.FLAGS
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load_tool(name: str):
+  """Imports tools/<name>.py afresh, its flags alone registered.
+
+  absl flags are global, and --model means a Keras model to three tools but .tflite files to
+  benchmark; so the flags of previously loaded tools are unregistered first.
+  """
+  package = importlib.import_module("tools")
+  for module in [f"tools.{t}" for t in TOOLS] + ["tools._common"]:
+    for flag in FLAGS.get_flags_for_module(module):
+      if flag.name in FLAGS:
+        delattr(FLAGS, flag.name)
+    sys.modules.pop(module, None)
+    if hasattr(package, module.split(".")[1]):  # else `from tools import _common` reuses it
+      delattr(package, module.split(".")[1])
+  return importlib.import_module(f"tools.{name}")
+
+
+def run_tool(name: str, *args: str) -> int:
+  """Runs a tool's main() in-process with `args` as its command line; returns its exit status."""
+  module = _load_tool(name)
+  FLAGS.unparse_flags()
+  try:
+    FLAGS([name, *args])
+    return module.main([name])
+  finally:
+    FLAGS.unparse_flags()
+    FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="module")
+def files(digits, tmp_path_factory):
+  """The digits model as .keras, 64 calibration samples as .npy, 150 images in class folders."""
+  from PIL import Image
+  model, x, y = digits
+  root = tmp_path_factory.mktemp("tool_inputs")
+  paths = {"model": str(root / "digits.keras"), "calibration": str(root / "calibration.npy"),
+           "eval": str(root / "eval.npy"), "labels": str(root / "labels.npy"),
+           "images": str(root / "images")}
+  model.save(paths["model"])
+  np.save(paths["calibration"], x[:64])
+  np.save(paths["eval"], x[1297:1447])
+  np.save(paths["labels"], y[1297:1447])
+  for i in range(1297, 1447):
+    folder = os.path.join(paths["images"], f"digit_{y[i]}")
+    os.makedirs(folder, exist_ok=True)
+    Image.fromarray(np.round(x[i, :, :, 0] * 255).astype(np.uint8)).save(f"{folder}/{i}.png")
+  return paths
+
+
+def _csv(path):
+  with open(path, newline="", encoding="utf-8") as f:
+    return list(csv.DictReader(f))
+
+
+def _png(path):
+  from PIL import Image
+  with open(path, "rb") as f:
+    assert f.read(8) == PNG_MAGIC
+  with Image.open(path) as image:
+    return image.size
+
+
+def _top1(tflite_path, x, y):
+  from tfq_mixed import plots
+  with open(tflite_path, "rb") as f:
+    return float(np.mean(plots.predict(f.read(), x).argmax(1) == y))
+
+
+def test_quantize(files, digits, tmp_path, capsys):
+  model, x, y = digits
+  out = str(tmp_path / "q")
+  assert run_tool("quantize", f"--model={files['model']}", f"--calibration={files['calibration']}",
+                  "--ratio=0.8", f"--out={out}") == 0
+  assert sorted(os.listdir(out)) == ["config.json", "model.tflite", "report.csv", "report.md"]
+  with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+    config = json.load(f)
+  assert config["options"]["ratio"] == 0.8 and config["options"]["per_channel"] is True
+  assert config["options"]["ranker"] == "quantune" and config["num_samples"] == 64
+  assert 0.8 <= config["int8_mac_ratio"] < 1.0 and config["float_layers"]
+  rows = _csv(os.path.join(out, "report.csv"))
+  assert len(rows) == len(config["layers"]) == 13
+  assert [int(r["rank"]) for r in rows] == list(range(1, 14))
+  assert {r["layer"] for r in rows if r["precision"] == "float"} == set(config["float_layers"])
+  # The mixed model is a working classifier: within 2 points of float on 150 held-out digits.
+  float_top1 = float(np.mean(model.predict(x[1297:1447], verbose=0).argmax(1) == y[1297:1447]))
+  assert _top1(os.path.join(out, "model.tflite"), x[1297:1447], y[1297:1447]) >= float_top1 - 0.02
+  markdown = (tmp_path / "q" / "report.md").read_text()
+  assert "achieved" in markdown and "| rank | layer | type |" in markdown
+  printed = capsys.readouterr().out
+  assert f"achieved {config['int8_mac_ratio']:.4f}" in printed and "wrote" in printed
+  # Nothing is clobbered without --overwrite.
+  before = (tmp_path / "q" / "model.tflite").read_bytes()
+  assert run_tool("quantize", f"--model={files['model']}", f"--calibration={files['calibration']}",
+                  "--ratio=1.0", f"--out={out}") == 1
+  assert "already exists" in capsys.readouterr().err
+  assert (tmp_path / "q" / "model.tflite").read_bytes() == before
+
+
+def test_quantize_from_image_folder_per_tensor(files, tmp_path):
+  out = str(tmp_path / "q")
+  assert run_tool("quantize", f"--model={files['model']}", f"--calibration={files['images']}",
+                  "--per_tensor", "--ranker=weight_sqnr", "--ratio=0.9", "--max_samples=40",
+                  f"--out={out}") == 0
+  with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+    config = json.load(f)
+  assert config["options"]["per_channel"] is False and config["options"]["ranker"] == "weight_sqnr"
+  assert config["num_samples"] == 40 and config["int8_mac_ratio"] >= 0.9
+
+
+def test_analyze_writes_the_report_only(files, tmp_path, capsys):
+  from tfq_mixed import report
+  out = tmp_path / "a"
+  assert run_tool("analyze", f"--model={files['model']}", f"--calibration={files['images']}",
+                  f"--out={out}", "--top=5") == 0
+  assert sorted(os.listdir(out)) == ["report.csv", "report.md", "sensitivity.png"]
+  rows = _csv(out / "report.csv")
+  assert tuple(rows[0]) == report.COLUMNS and len(rows) == 13
+  assert {r["precision"] for r in rows} <= {"float", "int8", "-"}
+  assert any(r["precision"] == "float" for r in rows)
+  sqnr = [float(r["activation_sqnr_db"]) for r in rows if r["activation_sqnr_db"]]
+  assert len(sqnr) >= 5 and all(10 < s < 80 for s in sqnr)
+  weight_sqnr = [float(r["weight_sqnr_db"]) for r in rows if r["weight_sqnr_db"]]
+  assert len(weight_sqnr) == 6  # conv1, dw, pw, conv2, fc1, logits
+  width, height = _png(out / "sensitivity.png")
+  assert width > 600 and height > 300
+  markdown = (out / "report.md").read_text()
+  assert "![sensitivity](sensitivity.png)" in markdown and "150 samples" in markdown
+  assert markdown.count("\n| ") == 14  # header + 13 layers
+  printed = capsys.readouterr().out
+  assert "... 8 more layers" in printed and "stay float" in printed
+
+
+def test_sweep_with_class_folders(files, tmp_path, capsys):
+  out = tmp_path / "s"
+  assert run_tool("sweep", f"--model={files['model']}", f"--calibration={files['calibration']}",
+                  f"--eval={files['images']}", "--ratios=0,0.5,0.9,1", f"--out={out}") == 0
+  assert sorted(os.listdir(out)) == ["sweep.csv", "sweep.md", "sweep.png"]
+  rows = _csv(out / "sweep.csv")
+  assert [float(r["ratio"]) for r in rows] == [0.0, 0.5, 0.9, 1.0]
+  for r in rows:
+    assert float(r["int8_mac_ratio"]) >= float(r["ratio"])
+    assert 0.8 < float(r["accuracy"]) <= 1.0 and 0.9 < float(r["agreement"]) <= 1.0
+  assert int(rows[-1]["float_layers"]) == 0 and int(rows[0]["float_layers"]) > 0
+  assert int(rows[-1]["size_bytes"]) < int(rows[0]["size_bytes"])  # full int8 is the smallest
+  _png(out / "sweep.png")
+  printed = capsys.readouterr().out
+  assert "scored on 150 samples (labelled)" in printed and "float top-1: 0.9" in printed
+
+
+def test_sweep_labels_from_npy_and_without_labels(files, tmp_path):
+  assert run_tool("sweep", f"--model={files['model']}", f"--calibration={files['calibration']}",
+                  f"--eval={files['eval']}", f"--labels={files['labels']}", "--ratios=1",
+                  f"--out={tmp_path / 'l'}") == 0
+  assert 0.8 < float(_csv(tmp_path / "l" / "sweep.csv")[0]["accuracy"]) <= 1.0
+  assert run_tool("sweep", f"--model={files['model']}", f"--calibration={files['calibration']}",
+                  "--ratios=0.9,1", f"--out={tmp_path / 'u'}") == 0
+  rows = _csv(tmp_path / "u" / "sweep.csv")
+  assert all(r["accuracy"] == "nan" for r in rows)  # no labels: agreement only
+  assert all(0.9 < float(r["agreement"]) <= 1.0 for r in rows)
+  assert "agreement with float" in (tmp_path / "u" / "sweep.md").read_text()
+
+
+def test_sweep_rejects_bad_ratios(files, tmp_path):
+  with pytest.raises(app.UsageError, match="--ratios"):
+    run_tool("sweep", f"--model={files['model']}", f"--calibration={files['calibration']}",
+             "--ratios=0.5,2", f"--out={tmp_path}")
+
+
+def test_benchmark(digits_analysis, digits, tmp_path, capsys):
+  from tfq_mixed import latency
+  model, _, _ = digits
+  (tmp_path / "float.tflite").write_bytes(latency.float_tflite(model))
+  (tmp_path / "int8.tflite").write_bytes(digits_analysis.int8_model)
+  paths = [str(tmp_path / "float.tflite"), str(tmp_path / "int8.tflite")]
+  assert run_tool("benchmark", f"--model={paths[0]}", f"--model={paths[1]}", "--runs=7",
+                  "--warmup=2", "--threads=1", f"--out={tmp_path / 'b.json'}") == 0
+  records = json.loads((tmp_path / "b.json").read_text())
+  assert [r["name"] for r in records] == ["float.tflite", "int8.tflite"]
+  assert all(r["runs"] == 7 and r["warmup"] == 2 and r["threads"] == 1 for r in records)
+  assert records[0]["latency_ratio"] == 1.0
+  assert records[1]["latency_ratio"] == pytest.approx(
+      records[1]["median_ms"] / records[0]["median_ms"], rel=1e-5)
+  assert all(0 < r["min_ms"] <= r["median_ms"] for r in records)
+  assert records[1]["size_bytes"] == len(digits_analysis.int8_model)
+  assert "latency / float.tflite" in capsys.readouterr().out
+  assert run_tool("benchmark", f"--model={paths[1]}", "--runs=3",
+                  f"--out={tmp_path / 'b.csv'}") == 0
+  rows = _csv(tmp_path / "b.csv")
+  assert len(rows) == 1 and float(rows[0]["latency_ratio"]) == 1.0
+  (tmp_path / "junk.tflite").write_bytes(b"not a model")
+  assert run_tool("benchmark", f"--model={tmp_path / 'junk.tflite'}") == 1
+  assert "junk.tflite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_helpfull_explains_every_flag(tool):
+  result = subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{tool}.py"), "--helpfull"],
+                          capture_output=True, text=True, timeout=60, check=False)
+  assert result.returncode in (0, 1) and not result.stderr, result.stderr  # absl exits 1 on help
+  text = result.stdout
+  module = _load_tool(tool)
+  names = {f.name for f in FLAGS.get_key_flags_for_module(module.__name__)}
+  assert len(names) >= 4
+  for name in names:
+    assert f"--{name}" in text or f"--[no]{name}" in text, name
+    assert len(FLAGS[name].help) > 15, name  # a sentence, not a placeholder
+  assert (module.__doc__ or "").split("\n")[0] in text  # the tool's description comes first
+  short = subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{tool}.py"), "--help"],
+                         capture_output=True, text=True, timeout=60, check=False).stdout
+  assert all(f"--{n}" in short or f"--[no]{n}" in short for n in names)  # shared flags adopted
+
+
+def test_console_scripts_point_at_the_tools():
+  with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+    project = tomllib.load(f)
+  scripts = project["project"]["scripts"]
+  assert set(scripts) == {f"tfq-{t}" for t in TOOLS}
+  for name, target in scripts.items():
+    module_name, function = target.split(":")
+    assert module_name == f"tools.{name[len('tfq-'):]}"
+    assert callable(getattr(_load_tool(name[len("tfq-"):]), function))
+  packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+  assert "tools" in packages  # installed with the package, so the scripts import
+
+
+def test_quantize_accepts_a_savedmodel_with_a_warning(digits, tmp_path, capsys):
+  model, x, _ = digits
+  model.export(str(tmp_path / "saved"), verbose=False)
+  np.save(tmp_path / "calibration.npy", x[:32])
+  assert run_tool("quantize", f"--model={tmp_path / 'saved'}",
+                  f"--calibration={tmp_path / 'calibration.npy'}", f"--out={tmp_path / 'q'}") == 0
+  assert "analysed as one layer" in capsys.readouterr().err
+  config = json.loads((tmp_path / "q" / "config.json").read_text())
+  assert config["layers"] == [["tfsm_layer", "TFSMLayer"]] and config["num_samples"] == 32
+  assert (tmp_path / "q" / "model.tflite").stat().st_size > 10_000

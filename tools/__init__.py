@@ -1,0 +1,25 @@
+"""Command-line tools of tfq_mixed (absl flags): quantize, analyze, sweep, benchmark.
+
+Run them from a checkout (`python tools/quantize.py --helpfull`) or, once installed, by name
+(`tfq-quantize --helpfull`).
+"""
+
+import sys
+
+
+def run(module_name: str, main) -> None:
+  """`app.run(main)` for a tool started from a checkout or through its console script.
+
+  absl takes the usage text from the `__main__` module and lists in `--help` the flags of the file
+  named in sys.argv[0]. A console script's `__main__` is a generated stub, so the tool's docstring
+  and key flags are handed over to it here.
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  module = sys.modules[module_name]
+  if module_name != "__main__":
+    main_module = sys.modules["__main__"]
+    main_module.__doc__ = module.__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

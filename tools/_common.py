@@ -1,0 +1,132 @@
+"""Flags and loaders shared by tools/quantize.py, tools/analyze.py and tools/sweep.py.
+
+The flags are defined once here (absl flags are global) and adopted as key flags by each tool, so
+each tool's `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+from absl import logging
+
+MODEL = flags.DEFINE_string(
+    "model", None,
+    "Keras model to quantize: a .keras file (or legacy .h5), or a TensorFlow SavedModel folder. A "
+    "SavedModel has no Keras layers, so it is analysed as a single layer; save the model as .keras "
+    "for a per-layer choice.")
+CALIBRATION = flags.DEFINE_string(
+    "calibration", None,
+    "Calibration samples, no labels needed: a folder of images (JPEG, PNG, ...; or one subfolder "
+    "of images per class) preprocessed by --image_size, --crop, "
+    "--scale and --offset; or a .npy file of model-ready samples with the batch axis first "
+    "(preprocessing flags are then ignored). 100-500 representative samples are typical.")
+MAX_SAMPLES = flags.DEFINE_integer(
+    "max_samples", 500,
+    "Use at most this many calibration samples: from a folder, evenly spaced over its sorted "
+    "images (every class keeps its share); from a .npy file, the first ones.",
+    lower_bound=1)
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None,
+    "Resize images to this many pixels square. Default: the model's input height and width.",
+    lower_bound=1)
+CROP = flags.DEFINE_float(
+    "crop", 1.0,
+    "Center-crop this fraction of the shorter image side before resizing (1.0: the largest "
+    "centered region of the input's aspect ratio; 0.875: the usual ImageNet evaluation crop).",
+    lower_bound=0.01, upper_bound=1.0)
+SCALE = flags.DEFINE_float(
+    "scale", 1 / 255,
+    "Model input = pixel * scale + offset, pixels in 0..255. Default 1/255 maps to [0, 1]; use "
+    "--scale=0.0078125 --offset=-0.9921875 for (x - 127) / 128 (EfficientNet-Lite).")
+OFFSET = flags.DEFINE_float("offset", 0.0, "Added after --scale: input = pixel * scale + offset.")
+PER_TENSOR = flags.DEFINE_bool(
+    "per_tensor", False,
+    "Quantize weights with one scale per tensor instead of one per output channel (per-channel is "
+    "the default and usually more accurate; per-tensor suits accelerators that require it).")
+RANKER = flags.DEFINE_enum(
+    "ranker", "quantune",
+    ["quantune", "quantune_paper", "weight_sqnr", "in_order", "random", "activation_sqnr",
+     "weight_sqnr_delta", "mse"],
+    "Sensitivity order that picks the layers kept float: quantune (QuantuneV2 Algorithm 2 with "
+    "SQNR delta, the default), quantune_paper (Algorithm 2 as published), weight_sqnr (Pandey et "
+    "al. 2023), in_order, random, or a single metric: activation_sqnr, weight_sqnr_delta, mse.")
+OUT = flags.DEFINE_string("out", None, "Output folder; created if missing.")
+OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace files already in --out (otherwise the tool stops before writing).")
+
+
+def quiet_logs() -> None:
+  """Keeps TensorFlow's INFO chatter (SavedModel export notes) out of the console.
+
+  absl's app.run logs INFO by default; --verbosity=0 (or -v 0) brings it back.
+  """
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
+def load_model(path: str):
+  """A Keras model from a .keras/.h5 file, or a SavedModel folder wrapped as one Keras layer."""
+  import keras  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No model at --model={path!r}. Pass a .keras file or a SavedModel folder.")
+  if os.path.isdir(path):
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+      raise ValueError(f"--model={path!r} is a folder without saved_model.pb, so it is not a "
+                       "SavedModel. Pass a .keras file or a SavedModel folder.")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    endpoint = "serve" if "serve" in tf.saved_model.load(path).signatures else "serving_default"
+    layer = keras.layers.TFSMLayer(path, call_endpoint=endpoint)
+    signature = tf.saved_model.load(path).signatures[endpoint]
+    spec = [s for s in signature.structured_input_signature[1].values()][0]
+    inputs = keras.Input(tuple(spec.shape[1:]), dtype=spec.dtype.name)
+    outputs = layer(inputs)
+    if isinstance(outputs, dict):
+      outputs = outputs[sorted(outputs)[0]]
+    print(f"warning: {path} is a SavedModel: Keras cannot see its layers, so it is analysed as one "
+          "layer. Save the model as .keras for a per-layer choice.", file=sys.stderr)
+    return keras.Model(inputs, outputs, name=os.path.basename(os.path.normpath(path)))
+  return keras.saving.load_model(path, compile=False)
+
+
+def preprocessing_for(model):
+  """The image preprocessing of the flags, sized to the model's input unless --image_size is set."""
+  from tfq_mixed import images  # pylint: disable=g-import-not-at-top
+  shape = tuple(model.inputs[0].shape)
+  if len(shape) != 4 or shape[-1] not in (1, 3):
+    return None  # not an image model: only .npy samples fit
+  size = (IMAGE_SIZE.value, IMAGE_SIZE.value) if IMAGE_SIZE.value else (shape[1], shape[2])
+  if None in size:
+    raise ValueError(f"The model's input {shape} has no fixed height and width. Pass --image_size.")
+  return images.Preprocessing(image_size=size, crop=CROP.value, scale=SCALE.value,
+                              offset=OFFSET.value, channels=shape[-1])
+
+
+def load_samples(path: str, model, max_samples: int, verbose: bool = True):
+  """An `images.ImageSet` from an image folder or a .npy file, for `model`."""
+  from tfq_mixed import images  # pylint: disable=g-import-not-at-top
+  if path.endswith(".npy"):
+    return images.read_npy(path, max_samples)
+  preprocessing = preprocessing_for(model)
+  if preprocessing is None:
+    raise ValueError(f"The model's input {tuple(model.inputs[0].shape)} is not an image "
+                     "(height, width, 1 or 3 channels). Pass the samples as a .npy file.")
+  return images.read_folder(path, preprocessing, max_images=max_samples, verbose=verbose)
+
+
+def write_text(directory: str, name: str, text: str, overwrite: bool) -> str:
+  """Writes a text file into `directory` (atomically), refusing to clobber unless `overwrite`."""
+  from tfq_mixed import writer  # pylint: disable=g-import-not-at-top
+  return writer.save_files(directory, {name: text.encode()}, overwrite=overwrite)[name]
+
+
+def check_out(directory: str, names, overwrite: bool) -> None:
+  """Fails before any work if an output would clobber a file (and not --overwrite)."""
+  if overwrite:
+    return
+  for name in names:
+    if os.path.exists(os.path.join(directory, name)):
+      raise FileExistsError(f"{os.path.join(directory, name)} already exists. Pass --overwrite to "
+                            "replace it, or choose another --out folder.")
