@@ -111,11 +111,12 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
       compared[max(indices)] = int8_ops[node.index]
   wanted = sorted(compared)
 
-  # Float pass: one traced function returning every compared layer's output.
+  # Float pass: one traced function returning every compared layer's output. The Python around
+  # the layer calls branches on Python values only: no AutoGraph (a second, slow trace) needed.
   signature = [tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
                for a in samples.arrays]
 
-  @tf.function(input_signature=signature)
+  @tf.function(input_signature=signature, autograph=False)
   def float_pass(*inputs):
     outputs = {}
 
@@ -153,11 +154,19 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
       for i, reference in zip(wanted, float_outputs):
         if i in skipped:
           continue
-        quantized = _tflite_private.dequantized_tensor(int8_interpreter, compared[i]["outputs"][0])
+        tensor = compared[i]["outputs"][0]
+        # Per-tensor int8 outputs go in raw: the stats dequantize them chunk by chunk (as
+        # `dequantized_tensor` would, in float32) instead of materialising a float copy.
+        raw_int8 = bool(stats[i].scale)
+        quantized = (int8_interpreter.get_tensor(tensor) if raw_int8 else
+                     _tflite_private.dequantized_tensor(int8_interpreter, tensor))
         if quantized.shape != reference.shape:
           skipped.add(i)  # The op's output is not this layer's output (e.g. a reshape follows).
           continue
-        stats[i].update(reference, quantized)
+        if raw_int8:
+          stats[i].update_int8(reference, quantized)
+        else:
+          stats[i].update(reference, quantized)
       bar.update()
 
   # Weight metrics, MACs, activation metrics per layer.

@@ -18,6 +18,7 @@ SQNR_CAP_DB = 100.0
 
 KL_BINS = 256
 _KL_EPS = 1e-10
+_CHUNK = 1 << 16  # elements per step of StreamingStats.update: float64 buffers stay in cache
 
 
 def _check_pair(reference, quantized) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +58,10 @@ def cosine_from_sums(dot: float, reference_sq: float, quantized_sq: float) -> fl
     return 1.0
   if reference_sq <= 0.0 or quantized_sq <= 0.0:
     return 0.0
-  return float(np.clip(dot / math.sqrt(reference_sq * quantized_sq), -1.0, 1.0))
+  denominator = math.sqrt(reference_sq * quantized_sq)
+  if denominator == 0.0 or math.isinf(denominator):  # the product under- or overflowed
+    denominator = math.sqrt(reference_sq) * math.sqrt(quantized_sq)
+  return float(np.clip(dot / denominator, -1.0, 1.0))
 
 
 def cosine_similarity(reference, quantized) -> float:
@@ -85,8 +89,13 @@ def kl_divergence(reference, quantized, bins: int = KL_BINS) -> float:
   high = float(max(reference.max(), quantized.max()))
   if high <= low:
     return 0.0
-  p, _ = np.histogram(reference, bins=bins, range=(low, high))
-  q, _ = np.histogram(quantized, bins=bins, range=(low, high))
+  try:
+    p, _ = np.histogram(reference, bins=bins, range=(low, high))
+    q, _ = np.histogram(quantized, bins=bins, range=(low, high))
+  except ValueError:  # a span of a few subnormals has no `bins` distinct edges: bin on [0, 1]
+    span = high - low
+    p, _ = np.histogram((reference - low) / span, bins=bins, range=(0.0, 1.0))
+    q, _ = np.histogram((quantized - low) / span, bins=bins, range=(0.0, 1.0))
   return kl_from_histograms(p, q)
 
 
@@ -162,21 +171,89 @@ class StreamingStats:
   quantized_hist: Optional[np.ndarray] = None
 
   def update(self, reference: np.ndarray, quantized: np.ndarray) -> None:
-    reference = np.asarray(reference, dtype=np.float64).ravel()
-    quantized = np.asarray(quantized, dtype=np.float64).ravel()
-    self.signal_power += float(reference @ reference)
-    diff = reference - quantized
-    self.noise_power += float(diff @ diff)
-    self.dot += float(reference @ quantized)
-    self.quantized_power += float(quantized @ quantized)
-    self.count += reference.size
-    if self.scale:
-      if self.reference_hist is None:
-        self.reference_hist = np.zeros(KL_BINS, np.int64)
-        self.quantized_hist = np.zeros(KL_BINS, np.int64)
-      for values, hist in ((reference, self.reference_hist), (quantized, self.quantized_hist)):
-        levels = np.clip(np.round(values / self.scale) + self.zero_point, -128, 127).astype(np.int64)
-        hist += np.bincount(levels + 128, minlength=KL_BINS)
+    """Adds one batch: power sums in float64 and, with an int8 grid, the two level histograms.
+
+    Streams through the flattened tensors in cache-sized chunks (no full-size float64 copies);
+    each element is computed exactly as before, only the float64 summation order differs.
+    """
+    self._accumulate(reference, quantized, int8_levels=False)
+
+  def update_int8(self, reference: np.ndarray, quantized_int8: np.ndarray) -> None:
+    """`update(reference, dequantized)` from the raw int8 tensor on this grid, without a float copy.
+
+    Same result as `update(reference, (q.astype(float32) - zero_point) * scale)` computed in float32
+    as TFLite dequantizes; the quantized histogram counts the int8 levels directly (re-quantizing
+    the dequantized values gives back exactly those levels).
+    """
+    quantized_int8 = np.asarray(quantized_int8)
+    if not self.scale or quantized_int8.dtype != np.int8:
+      raise ValueError(f"`update_int8` needs an int8 tensor and a stats object with an int8 grid "
+                       f"(`scale`). Received: dtype={quantized_int8.dtype}, scale={self.scale!r}.")
+    self._accumulate(reference, quantized_int8, int8_levels=True)
+
+  def _accumulate(self, reference, quantized, int8_levels: bool) -> None:
+    reference = np.asarray(reference)
+    quantized = np.asarray(quantized)
+    if reference.size != quantized.size:
+      raise ValueError(f"`reference` and `quantized` must have the same size. Received: "
+                       f"{reference.shape} and {quantized.shape}.")
+    reference = reference.reshape(-1)
+    quantized = quantized.reshape(-1)
+    size = reference.size
+    if self.scale and self.reference_hist is None:
+      self.reference_hist = np.zeros(KL_BINS, np.int64)
+      self.quantized_hist = np.zeros(KL_BINS, np.int64)
+    if size == 0:
+      return
+    chunk = min(size, _CHUNK)
+    ref_buffer = np.empty(chunk, np.float64)
+    quant_buffer = np.empty(chunk, np.float64)
+    work = np.empty(chunk, np.float64)
+    if int8_levels:
+      dequantized = np.empty(chunk, np.float32)
+      zero_point32, scale32 = np.float32(self.zero_point), np.float32(self.scale)
+    signal_power = noise_power = dot = quantized_power = 0.0
+    for start in range(0, size, chunk):
+      stop = min(start + chunk, size)
+      r = ref_buffer[:stop - start]
+      q = quant_buffer[:stop - start]
+      w = work[:stop - start]
+      np.copyto(r, reference[start:stop], casting="unsafe")
+      if int8_levels:
+        levels = quantized[start:stop]
+        d = dequantized[:stop - start]
+        np.subtract(levels, zero_point32, out=d, dtype=np.float32)
+        np.multiply(d, scale32, out=d)
+        np.copyto(q, d)
+      else:
+        np.copyto(q, quantized[start:stop], casting="unsafe")
+      # Products summed by NumPy (pairwise), not BLAS `@`: OpenBLAS wakes its thread pool for
+      # every dot, which costs far more than the dot itself on a busy machine.
+      signal_power += float(np.multiply(r, r, out=w).sum())
+      dot += float(np.multiply(r, q, out=w).sum())
+      quantized_power += float(np.multiply(q, q, out=w).sum())
+      np.subtract(r, q, out=w)
+      noise_power += float(np.multiply(w, w, out=w).sum())
+      if self.scale:
+        self._add_levels(r, w, self.reference_hist)
+        if int8_levels:  # int8 v -> bin v + 128
+          self.quantized_hist += np.bincount(levels.view(np.uint8) ^ np.uint8(0x80),
+                                             minlength=KL_BINS)
+        else:
+          self._add_levels(q, w, self.quantized_hist)
+    self.signal_power += signal_power
+    self.noise_power += noise_power
+    self.dot += dot
+    self.quantized_power += quantized_power
+    self.count += size
+
+  def _add_levels(self, values: np.ndarray, work: np.ndarray, hist: np.ndarray) -> None:
+    """hist += bincount of clip(round(values / scale) + zero_point, -128, 127), shifted by 128."""
+    np.divide(values, self.scale, out=work)
+    np.rint(work, out=work)  # np.round's half-to-even rounding.
+    work += self.zero_point + 128
+    np.clip(work, 0, 255, out=work)
+    hist += np.bincount(work.astype(np.intp), minlength=KL_BINS)
 
   @property
   def sqnr_db(self) -> float:

@@ -1,0 +1,199 @@
+"""Zoo models and the canonical calibration/evaluation splits of ../shared, for benchmarks.
+
+The splits and preprocessing follow `../shared/README.md` and `../shared/zoo/MODELS.md`, so every
+benchmark reports numbers on the same images:
+
+* ImageNet sample (`data/imagenet-sample`, 1000 JPEGs, one per class): sort the image file
+  names (SOURCE-README.md is not an image); index % 10 == 0 -> calibration (100 images), every
+  other -> evaluation (900 images). The label of a file is the position of its wnid prefix in the
+  sorted list of the 1000 wnids (standard ILSVRC-2012 order); `tiny_darknet` predicts in darknet
+  order (`data/darknet-imagenet-class-order.txt`), and `load_imagenet(..., "tiny_darknet")` returns
+  labels in that order.
+  Images: RGB, center-crop 87.5 % of the shorter side, resize to 224 bicubic (PIL), then
+  `(x - 127) / 128` (efficientnet_lite0) or `x / 255` (tiny_darknet).
+* CIFAR-10 test (`data/cifar10-test/<class>/*.jpg`): within each class folder (sorted folder
+  order = CIFAR-10 order), sorted file names, the first 50 -> calibration (500), the rest ->
+  evaluation (9,500).
+  Images: `x / 255`, then `(x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]`.
+
+`../shared` is not part of the product: `shared_dir()` exits with a clear message when it is absent.
+Nothing here imports TensorFlow or Keras at module level: the data helpers stay cheap to import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
+"""`../shared` relative to the repository root."""
+
+IMAGENET_MODELS = ("efficientnet_lite0", "tiny_darknet")
+CIFAR_MODELS = ("resnet20_cifar10", "resnet56_cifar10")
+MODELS = IMAGENET_MODELS + CIFAR_MODELS
+
+IMAGE_SIZE = 224
+CENTER_CROP_FRACTION = 0.875
+CIFAR_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+CIFAR_STD = np.array([0.229, 0.224, 0.225], np.float32)
+CIFAR_CALIBRATION_PER_CLASS = 50
+SPLITS = ("calibration", "evaluation")
+
+_IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+def shared_dir(path: Optional[str] = None) -> str:
+  """The shared folder (default `../shared` beside the repo); exits with a message if absent."""
+  path = os.path.abspath(path or DEFAULT_SHARED)
+  missing = [p for p in ("zoo", os.path.join("data", "imagenet-sample"))
+             if not os.path.isdir(os.path.join(path, p))]
+  if missing:
+    sys.exit(f"error: the shared models and data are not at {path} (missing "
+             f"{', '.join(missing)}). They live in ../shared beside the repository root, which a "
+             "user's checkout does not have; pass --shared=/path/to/shared.")
+  return path
+
+
+def model_path(shared: str, name: str) -> str:
+  if name not in MODELS:
+    raise ValueError(f"Unknown zoo model {name!r}. Expected one of: {', '.join(MODELS)}.")
+  return os.path.join(shared, "zoo", f"{name}.keras")
+
+
+def load_model(shared: str, name: str):
+  """The zoo model `name` (Keras 3, no custom objects)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  return keras.saving.load_model(model_path(shared, name))
+
+
+def _check_split(split: str) -> None:
+  if split not in SPLITS:
+    raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}.")
+
+
+# ImageNet sample.
+
+def imagenet_files(shared: str, split: str) -> list[str]:
+  """Absolute paths of the canonical ImageNet split, in sorted file-name order."""
+  _check_split(split)
+  directory = os.path.join(shared, "data", "imagenet-sample")
+  names = sorted(n for n in os.listdir(directory) if n.lower().endswith(_IMAGE_EXTENSIONS))
+  if len(names) != 1000:
+    raise RuntimeError(f"Expected 1000 images in {directory}, found {len(names)}.")
+  keep = (lambda i: i % 10 == 0) if split == "calibration" else (lambda i: i % 10 != 0)
+  return [os.path.join(directory, n) for i, n in enumerate(names) if keep(i)]
+
+
+def wnid_of(path: str) -> str:
+  return os.path.basename(path).split("_", 1)[0]
+
+
+def imagenet_class_order(shared: str, model_name: str) -> list[str]:
+  """The wnids in the model's output order (sorted wnids, or darknet's order for tiny_darknet)."""
+  if model_name == "tiny_darknet":
+    with open(os.path.join(shared, "data", "darknet-imagenet-class-order.txt"),
+              encoding="utf-8") as f:
+      order = [line.strip() for line in f if line.strip()][:1000]
+  else:
+    directory = os.path.join(shared, "data", "imagenet-sample")
+    order = sorted({wnid_of(n) for n in os.listdir(directory)
+                    if n.lower().endswith(_IMAGE_EXTENSIONS)})
+  if len(order) != 1000 or len(set(order)) != 1000:
+    raise RuntimeError(f"Expected 1000 distinct wnids for {model_name}, got {len(set(order))}.")
+  return order
+
+
+def preprocess_imagenet(path: str, model_name: str) -> np.ndarray:
+  """RGB, center-crop 87.5 % of the shorter side, bicubic resize to 224, model scaling; float32."""
+  with Image.open(path) as image:
+    image = image.convert("RGB")
+    width, height = image.size
+    crop = int(round(CENTER_CROP_FRACTION * min(width, height)))
+    left, top = (width - crop) // 2, (height - crop) // 2
+    image = image.crop((left, top, left + crop, top + crop))
+    image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC)
+    x = np.asarray(image, dtype=np.float32)
+  if model_name == "efficientnet_lite0":
+    return (x - 127.0) / 128.0
+  if model_name == "tiny_darknet":
+    return x / 255.0
+  raise ValueError(f"No ImageNet preprocessing for {model_name!r}. Expected one of: "
+                   f"{', '.join(IMAGENET_MODELS)}.")
+
+
+def load_imagenet(shared: str, model_name: str, split: str = "calibration",
+                  limit: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+  """(images float32 (n, 224, 224, 3), labels int64 in the model's output order)."""
+  files = imagenet_files(shared, split)[:limit]
+  order = {wnid: i for i, wnid in enumerate(imagenet_class_order(shared, model_name))}
+  images = np.stack([preprocess_imagenet(f, model_name) for f in files])
+  labels = np.array([order[wnid_of(f)] for f in files], np.int64)
+  return images, labels
+
+
+# CIFAR-10 test.
+
+def cifar_classes(shared: str) -> list[str]:
+  directory = os.path.join(shared, "data", "cifar10-test")
+  return sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+
+
+def cifar_files(shared: str, split: str) -> list[tuple[str, int]]:
+  """(path, label) of the canonical CIFAR-10 split, class by class."""
+  _check_split(split)
+  directory = os.path.join(shared, "data", "cifar10-test")
+  out = []
+  for label, name in enumerate(cifar_classes(shared)):
+    files = sorted(n for n in os.listdir(os.path.join(directory, name))
+                   if n.lower().endswith(_IMAGE_EXTENSIONS))
+    files = (files[:CIFAR_CALIBRATION_PER_CLASS] if split == "calibration"
+             else files[CIFAR_CALIBRATION_PER_CLASS:])
+    out.extend((os.path.join(directory, name, f), label) for f in files)
+  return out
+
+
+def preprocess_cifar(path: str) -> np.ndarray:
+  with Image.open(path) as image:
+    x = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+  return (x - CIFAR_MEAN) / CIFAR_STD
+
+
+def load_cifar(shared: str, split: str = "calibration", limit: Optional[int] = None,
+               random_state: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+  """(images float32 (n, 32, 32, 3), labels int64, CIFAR-10 order).
+
+  Args:
+    shared: the shared folder.
+    split: 'calibration' or 'evaluation'.
+    limit: keep at most this many images: the first ones, or a random subset when `random_state`
+      is given (e.g. the 2,000 random evaluation images of MODELS.md).
+    random_state: seed of the subset; None keeps split order.
+  """
+  files = cifar_files(shared, split)
+  if limit is not None and random_state is not None and limit < len(files):
+    picks = np.sort(np.random.default_rng(random_state).choice(len(files), limit, replace=False))
+    files = [files[i] for i in picks]
+  else:
+    files = files[:limit]
+  images = np.stack([preprocess_cifar(p) for p, _ in files])
+  labels = np.array([label for _, label in files], np.int64)
+  return images, labels
+
+
+def load_split(shared: str, model_name: str, split: str = "calibration",
+               limit: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+  """The canonical split for any zoo model, preprocessed for it."""
+  if model_name in IMAGENET_MODELS:
+    return load_imagenet(shared, model_name, split, limit)
+  if model_name in CIFAR_MODELS:
+    return load_cifar(shared, split, limit)
+  raise ValueError(f"Unknown zoo model {model_name!r}. Expected one of: {', '.join(MODELS)}.")
+
+
+def top1(scores: np.ndarray, labels: Sequence[int]) -> float:
+  return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels)))
