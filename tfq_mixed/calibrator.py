@@ -78,11 +78,39 @@ def _output_layers(model) -> list[int]:
   return [producer.get(id(o), -1) for o in outputs]
 
 
+def _has_dynamic_inputs(interpreter, inputs: dict[str, int]) -> bool:
+  return any(-1 in tuple(_tflite_private.tensor_details(interpreter, index)["shape_signature"])[1:]
+             for index in inputs.values())
+
+
+def _fully_scoped(tensor_name: str, num_layers: int) -> bool:
+  """Whether every op fused into `tensor_name` (';'-separated) carries one of our layer scopes."""
+  for part in filter(None, tensor_name.split(";")):
+    indices = layer_mapping.layer_indices_from_name(part)
+    if not indices or any(i >= num_layers for i in indices):
+      return False
+  return True
+
+
 def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
-               output_layers: list[int]) -> tuple[Node, ...]:
-  """The calibrated model's ops as `Node`s (layers mapped, MACs per sample)."""
+               output_layers: list[int], sample_shapes=None) -> tuple[Node, ...]:
+  """The calibrated model's ops as `Node`s (layers mapped, MACs per sample).
+
+  `sample_shapes` (one per input, batch axis excluded) give dynamic dimensions (`None` in the
+  Keras input) their calibration size, so that MACs are counted at that size.
+  """
   interpreter = _tflite_private.make_interpreter(calibrated_model)
-  _, outputs = _tflite_private.signature_io(interpreter)
+  inputs, outputs = _tflite_private.signature_io(interpreter)
+  if sample_shapes is not None and _has_dynamic_inputs(interpreter, inputs):
+    # Builtin kernels only (no delegate rewrites the op list), shaped at the samples' size.
+    interpreter = _tflite_private.make_interpreter(calibrated_model, preserve_all_tensors=True)
+    for i, shape in enumerate(sample_shapes):
+      if f"input_{i}" in inputs:
+        interpreter.resize_tensor_input(inputs[f"input_{i}"], (1,) + tuple(shape), strict=False)
+    try:
+      interpreter.allocate_tensors()
+    except (RuntimeError, ValueError):
+      pass  # MACs then count dynamic dimensions as 1
   output_tensor_to_layer = {outputs[f"output_{i}"]: layer
                             for i, layer in enumerate(output_layers)
                             if f"output_{i}" in outputs and layer >= 0}
@@ -90,6 +118,11 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
   names = [_tflite_private.tensor_name(interpreter, op["outputs"][0]) for op in ops]
   mapped = layer_mapping.map_ops(names, [op["outputs"][0] for op in ops], output_tensor_to_layer,
                                  len(layers))
+  for i, (op, name) in enumerate(zip(ops, names)):
+    if op["outputs"][0] not in output_tensor_to_layer and not _fully_scoped(name, len(layers)):
+      # Part of this (fused) op comes from no layer scope we set, so its output is not any one
+      # layer's output: leave it unmapped (reported) rather than attribute it to the rest.
+      mapped[i] = []
   nodes = []
   for op, name, indices in zip(ops, names, mapped):
     shapes = [tuple(interpreter._get_tensor_details(t, 0)["shape"]) if t >= 0 else ()  # pylint: disable=protected-access
@@ -99,6 +132,29 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
                       layers=tuple(layers[i].name for i in indices),
                       macs=int(macs_lib.op_macs(op["op_name"], shapes, out_shape))))
   return tuple(nodes)
+
+
+def _select_tf_op_layers(export_dir: str, layers: tuple[LayerRef, ...]) -> list[str]:
+  """'layer (Type): FlexOp, ...' for every layer whose ops need the Flex delegate (float convert)."""
+  try:
+    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                           tf.lite.OpsSet.SELECT_TF_OPS]
+    interpreter = _tflite_private.make_interpreter(converter.convert())  # not allocated: no kernels
+  except Exception:  # pylint: disable=broad-except
+    return []
+  by_layer: dict[str, list[str]] = {}
+  for op in _tflite_private.ops(interpreter):
+    if not op["op_name"].startswith("Flex"):
+      continue
+    name = _tflite_private.tensor_name(interpreter, op["outputs"][0])
+    indices = [i for i in layer_mapping.layer_indices_from_name(name) if i < len(layers)]
+    key = (f"layer {layers[indices[-1]].name!r} ({layers[indices[-1]].layer_type})" if indices
+           else f"TFLite op {name!r}")
+    by_layer.setdefault(key, [])
+    if op["op_name"] not in by_layer[key]:
+      by_layer[key].append(op["op_name"])
+  return [f"{key}: {', '.join(ops)}" for key, ops in by_layer.items()]
 
 
 def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
@@ -115,6 +171,8 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
     The `Calibration`, quantizable any number of times without recalibrating.
 
   Raises:
+    UnsupportedModelError: the model needs Select TF (Flex) ops, which TFLite's calibrator cannot
+      run; the message names the layers.
     ConversionError: TensorFlow Lite could not convert or calibrate the model.
   """
   start = time.perf_counter()
@@ -139,10 +197,20 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
     except errors.TfqMixedError:
       raise
     except Exception as e:  # pylint: disable=broad-except
+      flex = _select_tf_op_layers(export_dir, layers) if "Select TensorFlow op" in str(e) else None
+      if flex:
+        raise errors.UnsupportedModelError(
+            f"Model {model.name!r} needs TensorFlow ops that TFLite runs only through the Select TF "
+            f"ops (Flex) delegate: {'; '.join(flex)}. TensorFlow Lite's calibrator cannot run "
+            "them, so the model cannot be calibrated for int8 (a plain TFLiteConverter int8 "
+            "conversion fails the same way). Replace those ops with TFLite builtin ones (e.g. "
+            "keras.activations.gelu(x, approximate=True) instead of tf.math.erf), or move them "
+            "out of the model (pre- or post-processing).") from None
       raise errors.ConversionError(
           f"TensorFlow Lite could not convert model {model.name!r}: {type(e).__name__}: "
           f"{str(e)[:2000]}") from e
-  nodes = read_nodes(calibrated, layers, _output_layers(model))
+  nodes = read_nodes(calibrated, layers, _output_layers(model),
+                     sample_shapes=[a.shape[1:] for a in samples.arrays])
   return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),
                      layers=layers, nodes=nodes, input_names=tuple(s.name for s in specs),
                      seconds=time.perf_counter() - start)

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from typing import Any, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tfq_mixed import _tflite_private
@@ -17,7 +18,16 @@ from tfq_mixed import model_graph
 from tfq_mixed import rankers
 from tfq_mixed import selector
 from tfq_mixed import writer
-from tfq_mixed.qtyping import LayerStats, Ranker, check_ratio
+from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_positive_int, check_random_state,
+                               check_ratio)
+
+ANALYSIS_MEMORY_BUDGET_BYTES = 256 * 2**20
+"""Layer outputs one step of the analysis passes may hold (float32, all flattened layers).
+
+`analyze` lowers `batch_size` until a batch's outputs fit: EfficientNet-Lite0 (76 MiB per 224 px
+sample) runs 3 samples a step, small models keep the full batch. Holding 16 EfficientNet samples
+took 1.2 GiB more peak memory than plain TFLite conversion (benchmarks/results/memory.md).
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,22 +52,31 @@ class Analysis:
 
   def __init__(self, model_name: str, calibration: calibrator.Calibration,
                layers: tuple[LayerStats, ...], int8_model: bytes, options: AnalysisOptions,
-               num_samples: int):
+               num_samples: int, int8_unsupported_nodes: Optional[tuple[Node, ...]] = None):
     self.model_name = model_name
     self.calibration = calibration
     self.layers = layers
     self.int8_model = int8_model
     self.options = options
     self.num_samples = num_samples
+    if int8_unsupported_nodes is None:
+      int8_unsupported_nodes = int8_unsupported(calibration, int8_model)
+    self.int8_unsupported_nodes = int8_unsupported_nodes
 
   @property
   def nodes(self):
     return self.calibration.nodes
 
+  @property
+  def int8_unsupported_layers(self) -> tuple[str, ...]:
+    """Layers with an op TFLite cannot run in int8 (kept float in every result)."""
+    return _layers_of(self.int8_unsupported_nodes)
+
   def sensitivity(self, ranker: "Ranker | str" = Ranker.QUANTUNE,
                   random_state: int = 0) -> list[str]:
     """Layer names, most sensitive first (QuantuneV2 Algorithm 2 for `ranker='quantune'`)."""
-    return list(rankers.rank(self.layers, Ranker.parse(ranker), random_state))
+    ranker = Ranker.parse(ranker)
+    return list(rankers.rank(self.layers, ranker, check_random_state(random_state)))
 
   def quantize(self, ratio: float, ranker: "Ranker | str" = Ranker.QUANTUNE, *,
                random_state: int = 0) -> writer.Result:
@@ -67,25 +86,60 @@ class Analysis:
     """
     ratio = check_ratio(ratio)
     ranker = Ranker.parse(ranker)
+    random_state = check_random_state(random_state)
     # 3. Order layers, most sensitive first.
     ranking = rankers.rank(self.layers, ranker, random_state)
     # 4. Keep the most sensitive fused nodes float within the float MAC budget 1 - ratio.
-    selection = selector.select_float_layers(ranking, self.layers, self.nodes, ratio)
+    selection = selector.select_float_layers(
+        ranking, self.layers, self.nodes, ratio,
+        int8_unsupported=[n.index for n in self.int8_unsupported_nodes])
     # 5. Emit the config and the .tflite.
     options = {"ratio": ratio, "ranker": ranker.value, "random_state": random_state,
                "per_channel": self.options.per_channel, "max_samples": self.options.max_samples}
     config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,
                                 selection=selection, num_samples=self.num_samples,
-                                tensorflow_version=tf.__version__)
+                                tensorflow_version=tf.__version__,
+                                int8_unsupported_layers=self.int8_unsupported_layers)
     tflite = (self.int8_model if not selection.float_nodes else _tflite_private.quantize(
         self.calibration.calibrated_model, per_channel=self.options.per_channel,
         denylisted_nodes=selection.float_nodes))
     return writer.Result(tflite=tflite, config=config, layers=self.layers, ranking=ranking,
-                         nodes=self.nodes)
+                         nodes=self.nodes, int8_unsupported_nodes=self.int8_unsupported_nodes)
+
+
+def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes) -> tuple[Node, ...]:
+  """The calibrated nodes the full-int8 model still runs in float: TFLite has no int8 kernel.
+
+  Read from the int8 flatbuffer itself (an op whose output stays floating-point or complex, Q/DQ
+  ops aside), so the report and the int8 MAC ratio say what the model really runs.
+  """
+  interpreter = _tflite_private.make_interpreter(int8_model)
+  aligned = analyzer._align_int8_ops(calibration, interpreter)  # pylint: disable=protected-access
+  unsupported = []
+  for node in calibration.nodes:
+    op = aligned.get(node.index)
+    if op is None:
+      continue
+    dtype = np.dtype(_tflite_private.tensor_details(interpreter, op["outputs"][0])["dtype"])
+    if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating):
+      unsupported.append(node)
+  return tuple(unsupported)
+
+
+def _layers_of(nodes) -> tuple[str, ...]:
+  return tuple(dict.fromkeys(name for node in nodes for name in node.layers))
+
+
+def _pass_batch_size(keras_model, samples: dataset_lib.Samples, batch_size: int) -> int:
+  """`batch_size`, lowered so one step's layer outputs fit `ANALYSIS_MEMORY_BUDGET_BYTES`."""
+  per_sample = model_graph.output_bytes_per_sample(keras_model,
+                                                   [a.shape[1:] for a in samples.arrays])
+  return max(1, min(batch_size, ANALYSIS_MEMORY_BUDGET_BYTES // max(per_sample, 1)))
 
 
 def _prepare(keras_model, representative_dataset, per_channel, max_samples):
-  options = AnalysisOptions(per_channel=per_channel, max_samples=max_samples)
+  options = AnalysisOptions(per_channel=per_channel,
+                            max_samples=dataset_lib._check_max_samples(max_samples))  # pylint: disable=protected-access
   model_graph.check_model(keras_model)  # Fail here, not deep inside TensorFlow.
   samples = dataset_lib.load_samples(representative_dataset,
                                      dataset_lib.model_input_specs(keras_model), max_samples)
@@ -102,13 +156,21 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
     representative_dataset: a callable returning an iterable of input lists (the TFLiteConverter
       convention), a `tf.data.Dataset` of batched inputs, or a NumPy array of samples. No labels.
     per_channel: per-output-channel weight scales (default) or per-tensor.
-    max_samples: read at most this many samples (default 500).
-    batch_size: samples per step of the two passes.
+    max_samples: read at most this many samples (default 500); the rest is never read.
+    batch_size: at most this many samples per step of the two passes; lowered for large models
+      so that one step's layer outputs stay within `ANALYSIS_MEMORY_BUDGET_BYTES` (256 MiB).
     verbose: show progress bars.
 
   Returns:
     An `Analysis`; call `.quantize(ratio)` on it as often as needed.
+
+  Raises:
+    InvalidArgumentError, InvalidTypeError: a bad argument (checked before any work).
+    DatasetError: the samples are empty, malformed or do not fit the model's inputs.
+    UnsupportedModelError: not a functional/Sequential model, or one needing Select TF ops.
+    ConversionError: TensorFlow Lite failed to convert or quantize the model.
   """
+  batch_size = check_positive_int(batch_size, "batch_size")
   options, samples = _prepare(keras_model, representative_dataset, per_channel, max_samples)
   # 1. Calibrate once.
   calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
@@ -117,7 +179,8 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   int8_model = _tflite_private.quantize(calibration.calibrated_model,
                                         per_channel=options.per_channel)
   layers = analyzer.analyze_layers(keras_model, calibration, samples, int8_model,
-                                   batch_size=batch_size, verbose=verbose)
+                                   batch_size=_pass_batch_size(keras_model, samples, batch_size),
+                                   verbose=verbose)
   return Analysis(keras_model.name, calibration, layers, int8_model, options, samples.num_samples)
 
 
@@ -145,50 +208,55 @@ def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_chan
   Returns:
     A `Result`: `.tflite`, `.int8_mac_ratio`, `.float_layers`, `.config`, `.save(directory)`.
 
+  Raises:
+    InvalidArgumentError, InvalidTypeError: `ratio` outside [0, 1], NaN or not a number; unknown
+      `ranker` (the message lists the valid ones); other bad arguments. Checked before any work.
+    DatasetError, UnsupportedModelError, ConversionError: as for `analyze`.
+
   Example:
     >>> result = tfq_mixed.convert(model, images[:200], ratio=0.9)
     >>> result.save("out/")
   """
+  # Every option is checked before any calibration work.
   ratio = check_ratio(ratio)
   ranker = Ranker.parse(ranker)
+  random_state = check_random_state(random_state)
   analysis = analyze(keras_model, representative_dataset, per_channel=per_channel,
                      max_samples=max_samples, verbose=verbose)
   return analysis.quantize(ratio, ranker, random_state=random_state)
 
 
 def load_config(config: Any) -> writer.SelectiveQuantizationConfig:
-  """A config from a `SelectiveQuantizationConfig`, a JSON string, or a path to a config.json."""
+  """A config from a `SelectiveQuantizationConfig`, a JSON string, or a path to a config.json.
+
+  Raises:
+    ConfigError: no such file, not readable, not JSON, too new a schema, or a malformed field.
+    InvalidTypeError: `config` is none of the above.
+  """
   if isinstance(config, writer.SelectiveQuantizationConfig):
     return config
   if isinstance(config, (str, os.PathLike)):
     text = os.fspath(config)
-    if not text.lstrip().startswith("{"):
-      if not os.path.isfile(text):
-        raise errors.ConfigError(f"No config file at {text!r}. Pass a path to a config.json "
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+      path = text
+      if not os.path.isfile(path):
+        raise errors.ConfigError(f"No config file at {path!r}. Pass a path to a config.json "
                                  "written by Result.save(), its text, or the config object.")
-      with open(text, encoding="utf-8") as f:
-        text = f.read()
+      try:
+        with open(path, "rb") as f:
+          text = f.read().decode("utf-8")
+      except (OSError, UnicodeDecodeError) as e:
+        raise errors.ConfigError(
+            f"Could not read the config {path!r}: {getattr(e, 'strerror', None) or e}. Pass a "
+            "readable config.json written by Result.save().") from None
     return writer.SelectiveQuantizationConfig.from_json(text)
   raise errors.InvalidTypeError(
       f"`config` must be a SelectiveQuantizationConfig, JSON text or a path. Received: "
       f"{type(config).__name__}.")
 
 
-def apply_config(keras_model, representative_dataset, config: Any, *,
-                 verbose: bool = False) -> writer.Result:
-  """Rebuilds the mixed `.tflite` a saved config describes (same model, data: same bytes).
-
-  Calibrates once and quantizes with the config's float layers; no analysis pass.
-
-  Raises:
-    ConfigError: the config is corrupted, too new, or names layers this model lacks.
-  """
-  del verbose
-  config = load_config(config)
-  options, samples = _prepare(keras_model, representative_dataset,
-                              bool(config.options.get("per_channel", True)),
-                              int(config.options.get("max_samples",
-                                                     dataset_lib.DEFAULT_MAX_SAMPLES)))
+def check_config_matches(keras_model, config: writer.SelectiveQuantizationConfig) -> None:
+  """Raises ConfigError naming the first layer where `config` and `keras_model` differ."""
   layers = model_graph.flatten_layers(keras_model)
   for position, (ref, (name, layer_type)) in enumerate(zip(layers, config.layers)):
     if (ref.name, ref.layer_type) != (name, layer_type):
@@ -197,10 +265,35 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
           f"({ref.layer_type}) in the model but {name!r} ({layer_type}) in the config, which was "
           f"made for model {config.model_name!r}. Use the config with the model it was made for.")
   if len(layers) != len(config.layers):
+    first = (f"the model's layer {len(config.layers)} ({layers[len(config.layers)].name!r}) is "
+             "not in the config" if len(layers) > len(config.layers) else
+             f"the config's layer {len(layers)} ({config.layers[len(layers)][0]!r}) is not in the "
+             "model")
     raise errors.ConfigError(
         f"The config does not match this model: it lists {len(config.layers)} layers, the model "
-        f"has {len(layers)}. Use the config with the model it was made for.")
-  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel)
+        f"has {len(layers)}; {first}. The config was made for model {config.model_name!r}. Use "
+        "the config with the model it was made for.")
+
+
+def apply_config(keras_model, representative_dataset, config: Any, *,
+                 verbose: bool = False) -> writer.Result:
+  """Rebuilds the mixed `.tflite` a saved config describes (same model, data: same bytes).
+
+  Calibrates once and quantizes with the config's float layers; no analysis pass. The config is
+  checked against the model before any sample is read.
+
+  Raises:
+    ConfigError: the config is corrupted, too new, or made for another model (the message names
+      the first mismatching layer or field).
+  """
+  config = load_config(config)
+  model_graph.check_model(keras_model)
+  check_config_matches(keras_model, config)
+  options, samples = _prepare(keras_model, representative_dataset,
+                              config.options.get("per_channel", True),
+                              config.options.get("max_samples", dataset_lib.DEFAULT_MAX_SAMPLES))
+  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
+                                     verbose=verbose)
   known = {n.name for n in calibration.nodes}
   unknown = [n for n in config.float_nodes if n not in known]
   if unknown:
@@ -210,6 +303,9 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
         f"{config.tensorflow_version or 'an unknown version'}). Re-create the config.")
   tflite = _tflite_private.quantize(calibration.calibrated_model, per_channel=options.per_channel,
                                     denylisted_nodes=config.float_nodes)
+  denylisted = set(config.float_nodes)
+  unsupported = tuple(n for n in int8_unsupported(calibration, tflite) if n.name not in denylisted)
   metrics = tuple(LayerStats(**{k: (float("nan") if v is None else v) for k, v in m.items()})
                   for m in config.metrics) if config.metrics else ()
-  return writer.Result(tflite=tflite, config=config, layers=metrics, nodes=calibration.nodes)
+  return writer.Result(tflite=tflite, config=config, layers=metrics, nodes=calibration.nodes,
+                       int8_unsupported_nodes=unsupported)

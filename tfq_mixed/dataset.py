@@ -1,11 +1,15 @@
 """Turns what users pass as a representative dataset into validated, re-iterable NumPy samples.
 
 We need several passes over the same samples (calibration, float pass, int8 pass), so the samples are
-read once, checked against the model's inputs, capped at `max_samples`, and kept in memory.
+read once, checked against the model's inputs, capped at `max_samples`, and kept in memory. A one-shot
+generator is therefore fine: it is consumed exactly once, and never more than `max_samples` samples
+are read from it (an endless generator works). A NumPy array of the model's dtype is used in place,
+without a copy.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 from typing import Any, Sequence
 
@@ -16,12 +20,26 @@ from tfq_mixed import errors
 DEFAULT_MAX_SAMPLES = 500
 """Default cap on calibration samples: TFLite's guidance is 100-500; more rarely changes scales."""
 
+_ACCEPTED = ("a callable returning an iterable of input lists (the TFLiteConverter convention), an "
+             "iterable or generator of input lists, a tf.data.Dataset, or a NumPy array of samples "
+             "with the batch axis first")
+
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
+  """One model input.
+
+  Attributes:
+    name: `input_<i>`, the name of the input in the exported signature.
+    shape: with the batch axis first (`None`).
+    dtype: the input's dtype.
+    keras_name: the Keras input's own name (e.g. 'image'); dict elements may use either name.
+  """
+
   name: str
-  shape: tuple[int | None, ...]  # with the batch axis first
+  shape: tuple[int | None, ...]
   dtype: np.dtype
+  keras_name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +73,13 @@ def model_input_specs(model) -> list[InputSpec]:
   specs = []
   for i, tensor in enumerate(model.inputs):
     specs.append(InputSpec(name=f"input_{i}", shape=tuple(tensor.shape),
-                           dtype=np.dtype(getattr(tensor.dtype, "name", tensor.dtype))))
+                           dtype=np.dtype(getattr(tensor.dtype, "name", tensor.dtype)),
+                           keras_name=str(getattr(tensor, "name", "") or "")))
   return specs
 
 
 def _iterate(dataset: Any):
-  """Yields raw elements of a callable / tf.data.Dataset / NumPy-array dataset."""
+  """Yields raw elements of a callable / iterable / tf.data.Dataset / NumPy-array dataset."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if isinstance(dataset, (np.ndarray, tf.Tensor)):
     array = np.asarray(dataset)
@@ -74,6 +93,9 @@ def _iterate(dataset: Any):
   if isinstance(dataset, tf.data.Dataset):
     yield from dataset.as_numpy_iterator()
     return
+  if isinstance(dataset, (str, bytes, dict)):
+    raise errors.InvalidTypeError(
+        f"`representative_dataset` must be {_ACCEPTED}. Received: {type(dataset).__name__}.")
   if callable(dataset):
     iterable = dataset()
     try:
@@ -85,10 +107,25 @@ def _iterate(dataset: Any):
           "`def rep(): for x in samples: yield [x[None]]`.") from None
     yield from iterator
     return
+  if isinstance(dataset, collections.abc.Iterable):
+    # A generator or list of elements: read once here, so a one-shot generator is fine.
+    yield from dataset
+    return
   raise errors.InvalidTypeError(
-      f"`representative_dataset` must be a callable returning an iterable of input lists (the "
-      f"TFLiteConverter convention), a tf.data.Dataset, or a NumPy array of samples. Received: "
-      f"{type(dataset).__name__}.")
+      f"`representative_dataset` must be {_ACCEPTED}. Received: {type(dataset).__name__}.")
+
+
+def _per_input_arrays(dataset: Any, specs: list[InputSpec]):
+  """The per-input arrays of a Keras-style `[x_a, x_b]` dataset for a multi-input model, else None.
+
+  `model.predict([x_a, x_b])` takes one array per input; accept the same here. A list of per-sample
+  elements cannot be confused with it: for a multi-input model each element would itself be a list.
+  """
+  if len(specs) < 2 or not isinstance(dataset, (list, tuple)) or len(dataset) != len(specs):
+    return None
+  if not all(isinstance(a, np.ndarray) and a.ndim == len(s.shape) for a, s in zip(dataset, specs)):
+    return None
+  return list(dataset)
 
 
 def _split_element(element: Any, specs: list[InputSpec], index: int) -> list[np.ndarray]:
@@ -96,12 +133,17 @@ def _split_element(element: Any, specs: list[InputSpec], index: int) -> list[np.
   if isinstance(element, dict):
     if len(specs) == 1 and len(element) == 1:
       return [np.asarray(next(iter(element.values())))]
-    missing = [s.name for s in specs if s.name not in element]
-    if missing:
-      raise errors.DatasetError(
-          f"`representative_dataset` element {index} is a dict with keys {sorted(element)}; "
-          f"expected keys {[s.name for s in specs]} (one per model input, in model.inputs order).")
-    return [np.asarray(element[s.name]) for s in specs]
+    for keys in ([s.name for s in specs], [s.keras_name for s in specs]):
+      if all(k and k in element for k in keys):
+        return [np.asarray(element[k]) for k in keys]
+    expected = [s.name for s in specs]
+    if all(s.keras_name for s in specs):
+      expected_text = f"{expected} or the Keras input names {[s.keras_name for s in specs]}"
+    else:
+      expected_text = str(expected)
+    raise errors.DatasetError(
+        f"`representative_dataset` element {index} is a dict with keys {sorted(element)}; "
+        f"expected keys {expected_text} (one per model input).")
   if isinstance(element, (list, tuple)):
     parts = list(element)
     if len(specs) == 1 and len(parts) == 2 and isinstance(element, tuple):
@@ -114,12 +156,16 @@ def _split_element(element: Any, specs: list[InputSpec], index: int) -> list[np.
   return [np.asarray(element)]
 
 
-def _check_array(array: np.ndarray, spec: InputSpec, index: int) -> np.ndarray:
-  where = f"`representative_dataset` element {index}, input {spec.name!r}"
+def _check_array(array: np.ndarray, spec: InputSpec, index: int, whole: bool = False) -> np.ndarray:
+  """Checks one element's array (or, with `whole`, a whole array of samples) against the input."""
+  where = (f"`representative_dataset` (input {spec.name!r})" if whole else
+           f"`representative_dataset` element {index}, input {spec.name!r}")
   expected = "(" + ", ".join("None" if d is None else str(d) for d in spec.shape) + ")"
-  if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+  if (array.dtype == object or np.issubdtype(array.dtype, np.complexfloating) or
+      not (np.issubdtype(array.dtype, np.number) or array.dtype == bool)):
     raise errors.DatasetError(
-        f"{where} has dtype {array.dtype}; expected numbers convertible to {spec.dtype}.")
+        f"{where} has dtype {array.dtype}; expected real numbers convertible to the model's input "
+        f"dtype {spec.dtype}. Convert the samples, e.g. np.asarray(x, np.{spec.dtype}).")
   if array.ndim == len(spec.shape) - 1 and _shape_matches((None,) + array.shape, spec.shape):
     raise errors.DatasetError(
         f"{where} has shape {array.shape}; the model expects {expected}. Add a batch axis: "
@@ -128,18 +174,61 @@ def _check_array(array: np.ndarray, spec: InputSpec, index: int) -> np.ndarray:
     raise errors.DatasetError(
         f"{where} has shape {array.shape}; the model expects {expected}. Resize or reshape the "
         "samples to the model's input shape.")
-  if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-    raise errors.DatasetError(
-        f"{where} contains NaN or Inf. Calibration needs finite values: clean or drop those "
-        "samples.")
+  if np.issubdtype(array.dtype, np.floating):
+    bad = _first_non_finite_sample(array)
+    if bad is not None:
+      raise errors.DatasetError(
+          f"{where} contains NaN or Inf (sample {bad} of this array). Calibration needs finite "
+          "values: clean or drop those samples, e.g. x[np.isfinite(x).all(axis=tuple(range(1, "
+          "x.ndim)))].")
   if np.issubdtype(spec.dtype, np.integer) and np.issubdtype(array.dtype, np.floating):
     raise errors.DatasetError(
         f"{where} has dtype {array.dtype}; the model input is {spec.dtype}. Cast the samples.")
   return array.astype(spec.dtype, copy=False)
 
 
+def _first_non_finite_sample(array: np.ndarray, chunk: int = 64):
+  """Index along axis 0 of the first sample holding NaN or Inf, else None (chunked: small temps)."""
+  for start in range(0, array.shape[0], chunk):
+    finite = np.isfinite(array[start:start + chunk]).reshape(min(chunk, array.shape[0] - start), -1)
+    rows = np.flatnonzero(~finite.all(axis=1))
+    if rows.size:
+      return start + int(rows[0])
+  return None
+
+
 def _shape_matches(shape, expected) -> bool:
   return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+
+
+def _check_max_samples(max_samples: Any) -> int:
+  if isinstance(max_samples, (bool, np.bool_)) or not isinstance(max_samples, (int, np.integer)):
+    raise errors.InvalidTypeError(
+        f"`max_samples` must be a positive int. Received: max_samples={max_samples!r} of type "
+        f"{type(max_samples).__name__}. The default is {DEFAULT_MAX_SAMPLES}.")
+  if max_samples < 1:
+    raise errors.InvalidArgumentError(
+        f"`max_samples` must be a positive int. Received: max_samples={max_samples!r}. The "
+        f"default is {DEFAULT_MAX_SAMPLES}.")
+  return int(max_samples)
+
+
+def _from_arrays(arrays: list[np.ndarray], specs: list[InputSpec], max_samples: int) -> Samples:
+  """Samples from whole arrays (batch axis first), without copying when the dtype already fits."""
+  checked = []
+  for spec, array in zip(specs, arrays):
+    array = array[:max_samples]
+    if array.shape[0] == 0:
+      raise errors.DatasetError(
+          f"`representative_dataset` holds no samples for input {spec.name!r} (shape "
+          f"{array.shape}). Pass at least one sample (100-500 unlabelled samples of real inputs "
+          "is typical).")
+    checked.append(_check_array(array, spec, 0, whole=True))
+  if len({a.shape[0] for a in checked}) != 1:
+    raise errors.DatasetError(
+        f"The per-input arrays of `representative_dataset` hold different numbers of samples: "
+        f"{[a.shape[0] for a in checked]}. Pass the same number of samples for every input.")
+  return Samples(arrays=tuple(checked))
 
 
 def load_samples(dataset: Any, specs: list[InputSpec],
@@ -147,20 +236,27 @@ def load_samples(dataset: Any, specs: list[InputSpec],
   """Reads, validates and caps the representative dataset.
 
   Args:
-    dataset: a callable returning an iterable of input lists (TFLiteConverter convention), a
-      `tf.data.Dataset` of batched elements, or a NumPy array of samples (batch axis first).
+    dataset: a callable returning an iterable of input lists (TFLiteConverter convention), an
+      iterable or (one-shot) generator of input lists, a `tf.data.Dataset` of batched elements, a
+      NumPy array of samples (batch axis first), or for a multi-input model a list of such arrays,
+      one per input.
     specs: the model's inputs.
-    max_samples: stop reading after this many samples.
+    max_samples: stop reading after this many samples (default 500); the rest of the dataset is
+      never read.
 
   Returns:
     `Samples` holding at most `max_samples` samples.
 
   Raises:
-    DatasetError: empty dataset, wrong shape/rank/dtype, NaN or Inf.
+    DatasetError: empty dataset, wrong shape/rank/dtype, NaN or Inf, samples of different shapes.
+    InvalidTypeError: a dataset of a type we cannot read.
   """
-  if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-    raise errors.InvalidArgumentError(
-        f"`max_samples` must be a positive int. Received: max_samples={max_samples!r}.")
+  max_samples = _check_max_samples(max_samples)
+  if isinstance(dataset, np.ndarray) and len(specs) == 1 and dataset.ndim > 0:
+    return _from_arrays([dataset], specs, max_samples)
+  arrays = _per_input_arrays(dataset, specs)
+  if arrays is not None:
+    return _from_arrays(arrays, specs, max_samples)
   per_input: list[list[np.ndarray]] = [[] for _ in specs]
   count = 0
   for index, element in enumerate(_iterate(dataset)):
@@ -169,7 +265,13 @@ def load_samples(dataset: Any, specs: list[InputSpec],
     if any(a.shape[0] != batch for a in arrays):
       raise errors.DatasetError(
           f"`representative_dataset` element {index} has different batch sizes per input: "
-          f"{[a.shape[0] for a in arrays]}.")
+          f"{[a.shape[0] for a in arrays]}. Yield the same number of samples for every input.")
+    for store, a, spec in zip(per_input, arrays, specs):
+      if store and store[0].shape[1:] != a.shape[1:]:
+        raise errors.DatasetError(
+            f"`representative_dataset` element {index}, input {spec.name!r} has sample shape "
+            f"{a.shape[1:]}, but element 0 has {store[0].shape[1:]}. All samples must share one "
+            "shape: resize them to a common size.")
     take = min(batch, max_samples - count)
     for store, a in zip(per_input, arrays):
       store.append(a[:take])

@@ -40,12 +40,18 @@ def check_model(model) -> None:
     raise errors.InvalidTypeError(
         f"`keras_model` must be a keras.Model. Received: {type(model).__name__}. Load it with "
         "keras.saving.load_model(path).")
+  if isinstance(model, keras.Sequential) and _functional_of(model) is None:
+    raise errors.UnsupportedModelError(
+        f"Sequential model {model.name!r} is not built, so its input shape is unknown. Start it "
+        "with an input, e.g. `keras.Sequential([keras.Input((224, 224, 3)), ...])`, or call "
+        "`model.build((None, 224, 224, 3))` first.")
   if _functional_of(model) is None:
     raise errors.UnsupportedModelError(
         f"Model {model.name!r} ({type(model).__name__}) is a subclassed model without a functional "
-        "graph, so its layers cannot be traced one by one. Wrap it in a functional model whose "
-        "layers are called explicitly, e.g. `inputs = keras.Input(shape); outputs = "
-        "MyBlock()(inputs); keras.Model(inputs, outputs)`, or rebuild it with the functional API.")
+        "graph, so its layers cannot be traced one by one. Expected a functional or Sequential "
+        "model. Rebuild it with the functional API for per-layer precision, or wrap it: "
+        "`inputs = keras.Input(shape); model = keras.Model(inputs, subclassed_model(inputs))` "
+        "(it is then analysed and kept float or int8 as one layer).")
   try:
     model.inputs  # pylint: disable=pointless-statement
   except (AttributeError, ValueError):
@@ -120,3 +126,26 @@ def layer_objects(model) -> list:
   symbolic = [keras.KerasTensor(t.shape, dtype=t.dtype) for t in model.inputs]
   run_layers(model, symbolic, on_layer=lambda i, p, layer, o: layers.append(layer))
   return layers
+
+
+def output_bytes_per_sample(model, sample_shapes) -> int:
+  """Bytes of all flattened layer outputs for one sample (symbolic run on the samples' shapes).
+
+  Sizes the batches of the analysis passes, which hold every compared layer's output of a batch.
+  """
+  total = 0
+
+  def record(_index, _prefix, _layer, outputs):
+    nonlocal total
+    for out in keras.tree.flatten(outputs):
+      shape = getattr(out, "shape", None)
+      if shape is not None:
+        size = 1
+        for dim in tuple(shape)[1:]:
+          size *= dim if dim is not None else 1
+        total += size * 4  # float32 (the float pass) dominates the int8 copies
+
+  symbolic = [keras.KerasTensor((1,) + tuple(shape), dtype=t.dtype)
+              for shape, t in zip(sample_shapes, model.inputs)]
+  run_layers(model, symbolic, on_layer=record)
+  return total

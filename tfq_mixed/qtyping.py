@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import numbers
 from typing import Any, Optional
+
+import numpy as np
 
 from tfq_mixed import errors
 
@@ -43,17 +46,47 @@ class Ranker(str, enum.Enum):
 
 
 def check_ratio(ratio: Any) -> float:
-  """Validates the int8 MAC ratio (QuantuneV2 Eq. 17 as a share of MACs) and returns it as float."""
-  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or hasattr(ratio, "shape"):
+  """Validates the int8 MAC ratio (QuantuneV2 Eq. 17 as a share of MACs) and returns it as float.
+
+  Python and NumPy real scalars are accepted; bools, strings, arrays, NaN and values outside
+  [0, 1] are not.
+  """
+  if (isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, numbers.Real) or
+      getattr(ratio, "ndim", 0) != 0):
     raise errors.InvalidTypeError(
         f"`ratio` must be a float in [0.0, 1.0]. Received: ratio={ratio!r} of type "
         f"{type(ratio).__name__}. Pass a fraction, e.g. 0.9 for 90% of MACs in int8.")
-  ratio = float(ratio)
-  if math.isnan(ratio) or not 0.0 <= ratio <= 1.0:
+  value = float(ratio)
+  if math.isnan(value) or not 0.0 <= value <= 1.0:
+    hint = (f" A percentage? Pass {value / 100:g} for {value:g}%." if 1.0 < value <= 100.0 and value.is_integer() else
+            " Pass a fraction, e.g. 0.9 for 90% of MACs in int8.")
     raise errors.InvalidArgumentError(
-        f"`ratio` must be a float in [0.0, 1.0]. Received: ratio={ratio!r}. "
-        "Pass a fraction, e.g. 0.9 for 90% of MACs in int8.")
-  return ratio
+        f"`ratio` must be a float in [0.0, 1.0]. Received: ratio={ratio!r}.{hint}")
+  return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+  """Validates a count argument (`batch_size`, `max_samples`): a Python or NumPy int >= 1."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    raise errors.InvalidTypeError(
+        f"`{name}` must be a positive int. Received: {name}={value!r} of type "
+        f"{type(value).__name__}.")
+  if value < 1:
+    raise errors.InvalidArgumentError(f"`{name}` must be a positive int. Received: {name}={value!r}.")
+  return int(value)
+
+
+def check_random_state(random_state: Any) -> int:
+  """Validates the seed of the 'random' ranker: a non-negative Python or NumPy int."""
+  if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):
+    raise errors.InvalidTypeError(
+        f"`random_state` must be a non-negative int seed. Received: random_state={random_state!r} "
+        f"of type {type(random_state).__name__}. Pass e.g. random_state=0.")
+  if random_state < 0:
+    raise errors.InvalidArgumentError(
+        f"`random_state` must be a non-negative int seed. Received: random_state={random_state!r}. "
+        "Pass e.g. random_state=0.")
+  return int(random_state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,13 +182,17 @@ class Selection:
   Attributes:
     float_layers: Keras layer names kept float, most sensitive first (every layer of each float node).
     float_nodes: TFLite node names kept float (the `denylisted_nodes`), in selection order.
-    float_macs, total_macs: MACs per sample kept float / of all compute ops.
+    float_macs, total_macs: MACs per sample kept float / of all compute ops; `float_macs` includes
+      the nodes TFLite cannot run in int8.
+    int8_unsupported_nodes: TFLite node names the int8 model leaves float whatever we choose (no
+      int8 kernel); not denylisted, but their MACs count as float.
   """
 
   float_layers: tuple[str, ...]
   float_nodes: tuple[str, ...]
   float_macs: int
   total_macs: int
+  int8_unsupported_nodes: tuple[str, ...] = ()
 
   @property
   def int8_mac_ratio(self) -> float:

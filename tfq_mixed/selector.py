@@ -2,45 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from tfq_mixed.qtyping import LayerStats, Node, Selection
 
 
 def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
-                        nodes: Sequence[Node], ratio: float) -> Selection:
+                        nodes: Sequence[Node], ratio: float, *,
+                        int8_unsupported: Iterable[int] = ()) -> Selection:
   """Walks the ranking and keeps whole fused nodes float while their MACs fit `1 - ratio`.
 
   A layer maps to its TFLite node (Conv, BN and ReLU fused into one CONV_2D share it); the node is
   kept float if its MACs still fit the budget, else skipped for the next one, so the float share
-  never exceeds `1 - ratio` and ends less than one node's MACs below it. Non-compute nodes (ADD,
-  MEAN, ...) cost no MACs and are never chosen. Compute nodes no layer maps to come last.
+  never exceeds `1 - ratio` and ends less than one node's MACs below it. A layer converted to
+  several compute nodes offers each of them, in graph order. Non-compute nodes (ADD, MEAN, ...)
+  cost no MACs and are never chosen. Compute nodes no layer maps to come last.
+
+  Nodes TFLite cannot run in int8 (`int8_unsupported`, e.g. CONV_3D) are float whatever we choose:
+  their MACs are spent first, so the reported int8 share is the one the model really has; if they
+  alone exceed the budget, nothing else is kept float.
 
   Args:
     ranking: layer names, most sensitive first.
     layers: the metrics table (gives each layer's node).
     nodes: all TFLite nodes.
     ratio: requested share of MACs in int8, in [0, 1].
+    int8_unsupported: indices of nodes the full-int8 model leaves float.
 
   Returns:
     The `Selection`.
   """
   by_index = {n.index: n for n in nodes}
   node_of = {l.name: l.node for l in layers}
+  nodes_of: dict[str, list[int]] = {}
+  for node in nodes:
+    for name in node.layers:
+      nodes_of.setdefault(name, []).append(node.index)
   total = sum(n.macs for n in nodes)
   budget = (1.0 - ratio) * total * (1.0 + 1e-12)
-  candidates = [node_of.get(name) for name in ranking]
+  unsupported = tuple(i for i in dict.fromkeys(int8_unsupported) if i in by_index)
+  float_macs = sum(by_index[i].macs for i in unsupported)
+  candidates: list = []
+  for name in ranking:
+    candidates.append(node_of.get(name))
+    candidates += nodes_of.get(name, [])
   candidates += [n.index for n in nodes if n.is_compute and not n.layers]
   chosen: list[int] = []
-  float_macs = 0
   for index in candidates:
-    if index is None or index in chosen or not by_index[index].is_compute:
+    if (index is None or index in chosen or index in unsupported or
+        not by_index[index].is_compute):
       continue
     if float_macs + by_index[index].macs <= budget:
       chosen.append(index)
       float_macs += by_index[index].macs
   chosen_set = set(chosen)
+  float_layers = tuple(name for name in ranking
+                       if node_of.get(name) in chosen_set or
+                       any(i in chosen_set for i in nodes_of.get(name, ())))
   return Selection(
-      float_layers=tuple(name for name in ranking if node_of.get(name) in chosen_set),
+      float_layers=float_layers,
       float_nodes=tuple(by_index[i].name for i in chosen),
-      float_macs=float_macs, total_macs=total)
+      float_macs=float_macs, total_macs=total,
+      int8_unsupported_nodes=tuple(by_index[i].name for i in unsupported))

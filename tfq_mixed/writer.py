@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
 from tfq_mixed import report
-from tfq_mixed.qtyping import LayerStats, Node, Selection
+from tfq_mixed.qtyping import LayerStats, Node, Ranker, Selection
 
 SCHEMA_VERSION = 1
 VERSION = "0.1.0"
@@ -34,6 +34,7 @@ class SelectiveQuantizationConfig:
     num_samples: calibration samples used.
     metrics: per-layer metrics records.
     tensorflow_version, tfq_mixed_version, schema_version: provenance.
+    int8_unsupported_layers: layers with ops TFLite cannot run in int8 (float whatever the ratio).
   """
 
   model_name: str
@@ -51,6 +52,7 @@ class SelectiveQuantizationConfig:
   tensorflow_version: str = ""
   tfq_mixed_version: str = VERSION
   schema_version: int = SCHEMA_VERSION
+  int8_unsupported_layers: tuple[str, ...] = ()
 
   _REQUIRED = {"model_name": str, "layers": list, "options": dict, "float_layers": list,
                "float_nodes": list, "int8_mac_ratio": (int, float), "float_macs": int,
@@ -68,11 +70,16 @@ class SelectiveQuantizationConfig:
 
   @classmethod
   def from_dict(cls, data: Any) -> "SelectiveQuantizationConfig":
+    """Reads a config, checking every field; the error names the first field that is wrong.
+
+    Raises:
+      ConfigError: not a tfq_mixed config, a newer schema, or a field missing or malformed.
+    """
     if not isinstance(data, dict):
       raise errors.ConfigError(
           f"A tfq_mixed config must be a JSON object. Received: {type(data).__name__}.")
     version = data.get("schema_version")
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
       raise errors.ConfigError(
           f"The config has schema_version={version}; this tfq_mixed ({VERSION}) reads up to "
           f"{SCHEMA_VERSION}. Upgrade tfq_mixed, or re-create the config with this version.")
@@ -84,16 +91,43 @@ class SelectiveQuantizationConfig:
         raise errors.ConfigError(
             f"The config field {field!r} has type {type(data[field]).__name__}; expected "
             f"{getattr(kind, '__name__', kind)}. The config is corrupted; re-create it.")
+    if version < 1:
+      raise _corrupted("schema_version", version, f"an int in [1, {SCHEMA_VERSION}]")
+    layers = []
+    for i, pair in enumerate(data["layers"]):
+      if (not isinstance(pair, (list, tuple)) or len(pair) != 2 or
+          not all(isinstance(p, str) for p in pair)):
+        raise _corrupted(f"layers[{i}]", pair, "a [name, type] pair of strings")
+      layers.append((pair[0], pair[1]))
+    names = {name for name, _ in layers}
+    for field in ("float_layers", "float_nodes", "int8_unsupported_layers"):
+      for i, item in enumerate(data.get(field, ())):
+        if not isinstance(item, str):
+          raise _corrupted(f"{field}[{i}]", item, "a string")
+        if field != "float_nodes" and item not in names:
+          raise _corrupted(f"{field}[{i}]", item, "a layer listed in 'layers'")
+    _check_options(data["options"])
+    for field in ("int8_mac_ratio", "bops_reduction"):
+      if not 0.0 <= data[field] <= 1.0:
+        raise _corrupted(field, data[field], "a number in [0, 1]")
+    for field in ("float_macs", "total_macs", "bops", "num_samples"):
+      if data[field] < 0:
+        raise _corrupted(field, data[field], "a non-negative int")
+    if data["float_macs"] > data["total_macs"]:
+      raise _corrupted("float_macs", data["float_macs"],
+                       f"at most total_macs={data['total_macs']}")
+    metrics = data.get("metrics", [])
+    if not isinstance(metrics, list):
+      raise _corrupted("metrics", metrics, "a list of per-layer records")
+    for i, record in enumerate(metrics):
+      _check_metrics_record(record, i)
     known = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in known}
-    try:
-      kwargs["layers"] = tuple((str(n), str(t)) for n, t in data["layers"])
-    except (TypeError, ValueError):
-      raise errors.ConfigError("The config field 'layers' must be a list of [name, type] pairs. "
-                               "The config is corrupted; re-create it.") from None
+    kwargs["layers"] = tuple(layers)
     kwargs["float_layers"] = tuple(data["float_layers"])
     kwargs["float_nodes"] = tuple(data["float_nodes"])
-    kwargs["metrics"] = tuple(data.get("metrics", ()))
+    kwargs["int8_unsupported_layers"] = tuple(data.get("int8_unsupported_layers", ()))
+    kwargs["metrics"] = tuple(metrics)
     return cls(**kwargs)
 
   @classmethod
@@ -106,9 +140,63 @@ class SelectiveQuantizationConfig:
     return cls.from_dict(data)
 
 
+def _corrupted(field: str, value: Any, expected: str) -> errors.ConfigError:
+  shown = repr(value)
+  shown = shown if len(shown) <= 80 else shown[:77] + "..."
+  return errors.ConfigError(
+      f"The config field {field!r} is {shown}; expected {expected}. The config is corrupted or "
+      "was edited by hand; re-create it with tfq_mixed.convert().")
+
+
+# Options a config records, with the check each value must pass.
+_OPTION_CHECKS = {
+    "ratio": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+              "a number in [0, 1]"),
+    "ranker": (lambda v: isinstance(v, str) and v in {r.value for r in Ranker},
+               "one of " + ", ".join(repr(r.value) for r in Ranker)),
+    "per_channel": (lambda v: isinstance(v, bool), "true or false"),
+    "max_samples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                    "a positive int"),
+    "random_state": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                     "a non-negative int"),
+}
+
+
+def _check_options(options: dict) -> None:
+  for key, (check, expected) in _OPTION_CHECKS.items():
+    if key in options and not check(options[key]):
+      raise _corrupted(f"options.{key}", options[key], expected)
+
+
+def _check_metrics_record(record: Any, position: int) -> None:
+  where = f"metrics[{position}]"
+  if not isinstance(record, dict):
+    raise _corrupted(where, record, "a per-layer record (JSON object)")
+  expected = {f.name for f in dataclasses.fields(LayerStats)}
+  missing = sorted(expected - set(record))
+  if missing:
+    raise _corrupted(f"{where}.{missing[0]}", None, "a value (the field is missing)")
+  unknown = sorted(set(record) - expected)
+  if unknown:
+    raise _corrupted(f"{where}.{unknown[0]}", record[unknown[0]], "no such field")
+  for key in LayerStats.METRIC_FIELDS:
+    value = record[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+      raise _corrupted(f"{where}.{key}", value, "a number or null")
+  for key in ("index", "macs"):
+    if isinstance(record[key], bool) or not isinstance(record[key], int):
+      raise _corrupted(f"{where}.{key}", record[key], "an int")
+  if record["node"] is not None and (isinstance(record["node"], bool) or
+                                     not isinstance(record["node"], int)):
+    raise _corrupted(f"{where}.node", record["node"], "an int or null")
+  for key in ("name", "layer_type"):
+    if not isinstance(record[key], str):
+      raise _corrupted(f"{where}.{key}", record[key], "a string")
+
+
 def make_config(*, model_name: str, layers: Sequence[LayerStats], options: dict[str, Any],
-                selection: Selection, num_samples: int,
-                tensorflow_version: str) -> SelectiveQuantizationConfig:
+                selection: Selection, num_samples: int, tensorflow_version: str,
+                int8_unsupported_layers: Sequence[str] = ()) -> SelectiveQuantizationConfig:
   return SelectiveQuantizationConfig(
       model_name=model_name,
       layers=tuple((l.name, l.layer_type) for l in layers),
@@ -122,11 +210,12 @@ def make_config(*, model_name: str, layers: Sequence[LayerStats], options: dict[
       bops_reduction=round(selection.bops_reduction, 9),
       num_samples=num_samples,
       metrics=tuple(l.to_dict() for l in layers),
-      tensorflow_version=tensorflow_version)
+      tensorflow_version=tensorflow_version,
+      int8_unsupported_layers=tuple(int8_unsupported_layers))
 
 
-def write_atomic(path: str, data: bytes) -> None:
-  """Writes `data` to a temp file beside `path`, then renames it: `path` is whole or absent."""
+def _write_temp(path: str, data: bytes) -> str:
+  """Writes `data` to a new hidden temp file beside `path` (flushed to disk); returns its path."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
   try:
@@ -134,44 +223,101 @@ def write_atomic(path: str, data: bytes) -> None:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+  except BaseException:
+    _remove_quietly(tmp)
+    raise
+  return tmp
+
+
+def _remove_quietly(path: str) -> None:
+  try:
+    os.remove(path)
+  except OSError:
+    pass
+
+
+def write_atomic(path: str, data: bytes) -> None:
+  """Writes `data` to a temp file beside `path`, then renames it: `path` is whole or absent."""
+  tmp = _write_temp(path, data)
+  try:
     os.replace(tmp, path)
   except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    _remove_quietly(tmp)
     raise
 
 
 def save_files(directory: str, files: dict[str, bytes], overwrite: bool = False) -> dict[str, str]:
-  """Saves several files atomically into `directory`; nothing is clobbered unless `overwrite`.
+  """Saves several files into `directory` as one unit; nothing is clobbered unless `overwrite`.
+
+  Every file is first written in full to a temp file beside its target; only then are the temp
+  files renamed into place. A failure while writing (disk full, interrupted) leaves the folder as
+  it was; a failure while renaming undoes the renames already done (restoring replaced files).
 
   Raises:
+    InvalidTypeError: `directory` is not a path or `overwrite` not a bool.
     OutputError: a file exists (and not `overwrite`), or the folder is not writable or full.
   """
+  if not isinstance(overwrite, bool):
+    raise errors.InvalidTypeError(
+        f"`overwrite` must be a bool. Received: overwrite={overwrite!r}.")
+  if not isinstance(directory, (str, os.PathLike)):
+    raise errors.InvalidTypeError(
+        f"`directory` must be a path (str or os.PathLike). Received: {directory!r} of type "
+        f"{type(directory).__name__}. Pass the output folder, e.g. result.save('out/').")
   directory = os.fspath(directory)
   paths = {name: os.path.join(directory, name) for name in files}
   if not overwrite:
-    existing = [p for p in paths.values() if os.path.exists(p)]
+    existing = [p for p in paths.values() if os.path.lexists(p)]
     if existing:
       raise errors.OutputError(
           f"{existing[0]} already exists. Pass overwrite=True to replace it, or choose another "
           "output folder.")
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise errors.OutputError(
+        f"{directory!r} is a file, not a folder. Pass a folder path for the results.")
+  temps: dict[str, str] = {}
   try:
     os.makedirs(directory, exist_ok=True)
-    written = []
-    try:
-      for name, data in files.items():
-        write_atomic(paths[name], data)
-        written.append(paths[name])
-    except BaseException:
-      if not overwrite:  # Leave no half-saved result: remove what this call created.
-        for path in written:
-          os.remove(path)
-      raise
+    for name, data in files.items():  # 1. Everything in full beside the targets.
+      temps[name] = _write_temp(paths[name], data)
+    _rename_all(temps, paths)  # 2. Then into place.
   except OSError as e:
     raise errors.OutputError(
-        f"Could not write the results to {directory!r}: {e.strerror or e}. Check that the folder "
-        "is writable and the disk has space.") from e
+        f"Could not write the results to {directory!r}: {e.strerror or e}. Nothing was left "
+        "half-written there. Check that the folder is writable and the disk has space.") from e
+  finally:
+    for tmp in temps.values():
+      if os.path.exists(tmp):
+        _remove_quietly(tmp)
   return paths
+
+
+def _rename_all(temps: dict[str, str], paths: dict[str, str]) -> None:
+  """Renames each temp file onto its target; on failure restores every target as it was."""
+  done: list[tuple[str, Optional[str]]] = []  # (target, backup of what it replaced)
+  try:
+    for name, tmp in temps.items():
+      target = paths[name]
+      backup = None
+      if os.path.lexists(target):
+        backup = os.path.join(os.path.dirname(target),
+                              "." + os.path.basename(target) + ".tfq_mixed_backup")
+        os.replace(target, backup)
+      done.append((target, backup))
+      os.replace(tmp, target)
+  except BaseException:
+    for target, backup in reversed(done):
+      if backup is None:
+        _remove_quietly(target)
+      else:
+        try:
+          os.replace(backup, target)
+        except OSError:
+          pass
+    raise
+  for _, backup in done:
+    if backup is not None:
+      _remove_quietly(backup)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +330,8 @@ class Result:
     layers: per-layer metrics (empty when rebuilt from a config without metrics).
     ranking: layer names, most sensitive first.
     nodes: the TFLite nodes of the model.
+    int8_unsupported_nodes: the nodes TFLite cannot run in int8 (no int8 kernel, e.g. CONV_3D or
+      CUMSUM): float in every result, whatever the ratio; their MACs count as float.
   """
 
   tflite: bytes
@@ -191,6 +339,7 @@ class Result:
   layers: tuple[LayerStats, ...] = ()
   ranking: tuple[str, ...] = ()
   nodes: tuple[Node, ...] = ()
+  int8_unsupported_nodes: tuple[Node, ...] = ()
 
   @property
   def int8_mac_ratio(self) -> float:
@@ -206,19 +355,34 @@ class Result:
 
   @property
   def unmapped_nodes(self) -> tuple[Node, ...]:
+    """TFLite ops no Keras layer could be named for: never attributed to a layer, listed here."""
     return tuple(n for n in self.nodes if not n.layers)
 
+  @property
+  def int8_unsupported_layers(self) -> tuple[str, ...]:
+    """Layers with an op TFLite cannot run in int8: float whatever the ratio."""
+    return self.config.int8_unsupported_layers
+
   def report_rows(self) -> list[dict]:
+    """The report table; layers TFLite cannot run in int8 show precision 'float'."""
     ranking = self.ranking or tuple(l.name for l in self.layers)
-    return report.rows(self.layers, ranking, self.config.float_layers)
+    float_layers = tuple(self.config.float_layers) + tuple(
+        name for name in self.config.int8_unsupported_layers
+        if name not in self.config.float_layers)
+    return report.rows(self.layers, ranking, float_layers)
 
   def report(self, limit: Optional[int] = 30) -> str:
     """A readable summary: the achieved ratio and the per-layer table, most sensitive first."""
     head = (f"int8 MAC ratio {self.int8_mac_ratio:.4f} (BOPs reduction "
             f"{100 * self.bops_reduction:.2f}%), {len(self.config.float_nodes)} float node(s), "
             f"{len(self.tflite) / 1e6:.2f} MB")
+    if self.int8_unsupported_nodes or self.config.int8_unsupported_layers:
+      ops = ", ".join(f"{n.op_type}:{n.name}" for n in self.int8_unsupported_nodes)
+      head += (f"\nfloat, no int8 kernel in TFLite: "
+               f"{', '.join(self.config.int8_unsupported_layers) or '(no layer)'}"
+               + (f" (ops {ops})" if ops else ""))
     if self.unmapped_nodes:
-      head += "\nunmapped TFLite ops: " + ", ".join(
+      head += "\nunmapped TFLite ops (no layer named; never attributed): " + ", ".join(
           f"{n.op_type}:{n.name}" for n in self.unmapped_nodes)
     return head + "\n" + report.render(self.report_rows(), limit)
 
