@@ -95,7 +95,8 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   index_of = {ref.name: ref.index for ref in layers}
 
   calibrated_interpreter = _tflite_private.make_interpreter(calibration.calibrated_model)
-  calibrated_interpreter.allocate_tensors()
+  # Not allocated: only its constant filters are read, which needs no allocation and works for
+  # inputs with dynamic dimensions (allocating those fails before a resize).
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
   int8_interpreter = _tflite_private.make_interpreter(int8_model, preserve_all_tensors=True)
   int8_ops = _align_int8_ops(calibration, int8_interpreter)
