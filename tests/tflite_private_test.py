@@ -44,3 +44,19 @@ def test_calibrate_once_then_quantize_with_and_without_denylist(digits):
                                                  denylisted_nodes=[conv_name]))
   assert mixed[conv_name] == np.float32
   assert sum(d == np.int8 for d in mixed.values()) == len(full) - 1
+
+
+def test_analyzer_output_format_and_missing_gpu_checker(digits_analysis):
+  """The analyzer text `gpu_compatibility` parses: one `Op#` line per op, one `T#` line per tensor,
+  the verdict line. TF 2.21's wheel has no GPU checker (it passes RFFT2D); when an upgrade brings
+  it back this fails: re-check the parser against its warnings and update README "GPU delegate"."""
+  from tfq_mixed import gpu_compatibility  # pylint: disable=g-import-not-at-top
+  model = digits_analysis.quantize(0.9).tflite
+  text = _tflite_private.analyze_model(model)
+  interpreter = _tflite_private.make_interpreter(model)
+  ops = _tflite_private.ops(interpreter)
+  parsed = gpu_compatibility.parse_analyzer_output(text)
+  assert [op.op_name for op in parsed.ops] == [op["op_name"] for op in ops]
+  assert sorted(i for _, i in parsed.tensors) == list(range(interpreter._interpreter.NumTensors(0)))  # pylint: disable=protected-access
+  assert "Your model looks compatible with GPU delegate" in text and parsed.says_compatible
+  assert _tflite_private.analyzer_checks_gpu() is False

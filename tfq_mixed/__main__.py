@@ -104,10 +104,14 @@ def run_job(model, photos, out_dir: str, *, ratio: float = 0.9, per_channel: boo
       "latency": [t.to_dict() for t in timings],
       "sweep": [p.to_dict() for p in points],
       "analysis_seconds": round(analysed - start, 2),
+      "gpu_delegate": {
+          "analyzer_checks_gpu": result.gpu_compatibility.analyzer_checks_gpu,
+          "incompatible_ops": [op.to_dict() for op in result.gpu_incompatible_ops]},
   }
   lines = [f"model {model.name}; calibrated on {len(photos)} photos",
            f"int8 MAC ratio: requested {ratio:g}, achieved {result.int8_mac_ratio:.4f}",
-           f"kept float: {', '.join(result.float_layers) or '-'}"]
+           f"kept float: {', '.join(result.float_layers) or '-'}",
+           result.gpu_compatibility.summary().splitlines()[0]]
   lines += [f"{t.name}: {t.size_bytes / 1e6:.2f} MB, {t.median_ms:.2f} ms (XNNPACK, {threads} "
             f"thread(s)), top-1 {scores[t.name]['top1']:.3f}, agreement with float "
             f"{scores[t.name]['agreement']:.3f}" for t in timings]

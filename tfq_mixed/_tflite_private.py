@@ -9,6 +9,8 @@ TensorFlow upgrade moves these, `tests/tflite_private_test.py` fails first.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import sys
 import tempfile
@@ -20,6 +22,9 @@ import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 from tensorflow.lite.python import convert as _convert
 from tensorflow.lite.python import lite as _lite
+from tensorflow.lite.python import schema_py_generated as _schema
+from tensorflow.lite.tools import flatbuffer_utils as _flatbuffer_utils
+from tensorflow.python.framework import convert_to_constants as _convert_to_constants
 
 from tfq_mixed import errors
 
@@ -49,6 +54,45 @@ def _captured_native_output(log: list):
       os.close(saved[1])
       capture.seek(0)
       log.append(capture.read().decode(errors="replace"))
+
+
+def freeze(concrete_function):
+  """The concrete function with its variables folded into constants (as `from_keras_model` does)."""
+  return _convert_to_constants.convert_variables_to_constants_v2(concrete_function)
+
+
+def with_signature(model: bytes, input_names: Sequence[str], output_names: Sequence[str],
+                   key: str = "serving_default") -> bytes:
+  """`model` with one signature naming subgraph 0's inputs and outputs, in their order.
+
+  A model converted from a concrete function has no signature; TFLiteConverter's SavedModel and
+  Keras paths write one, and `Interpreter.get_signature_runner()` needs it.
+  """
+  obj = _flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+  subgraph = obj.subgraphs[0]
+  if len(subgraph.inputs) != len(input_names) or len(subgraph.outputs) != len(output_names):
+    raise errors.ConversionError(
+        f"The converted model has {len(subgraph.inputs)} inputs and {len(subgraph.outputs)} "
+        f"outputs; expected {len(input_names)} and {len(output_names)}.")
+
+  def tensor_map(name, index):
+    entry = _schema.TensorMapT()
+    entry.name = name
+    entry.tensorIndex = int(index)
+    return entry
+
+  signature = _schema.SignatureDefT()
+  signature.signatureKey = key
+  signature.subgraphIndex = 0
+  tensor_names = [subgraph.tensors[i].name.decode() for i in subgraph.inputs]
+  if set(tensor_names) == set(input_names) and tensor_names != list(input_names):
+    # The calibration samples were fed in `input_names` order: a reordering would have mixed them.
+    raise errors.ConversionError(
+        f"The converter reordered the model's inputs to {tensor_names}; expected {input_names}.")
+  signature.inputs = [tensor_map(n, i) for n, i in zip(input_names, subgraph.inputs)]
+  signature.outputs = [tensor_map(n, i) for n, i in zip(output_names, subgraph.outputs)]
+  obj.signatureDefs = [signature]
+  return bytes(_flatbuffer_utils.convert_object_to_bytearray(obj))
 
 
 def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
@@ -138,3 +182,33 @@ def dequantized_tensor(interpreter: litert.Interpreter, index: int) -> np.ndarra
   shape = [1] * value.ndim
   shape[params["quantized_dimension"]] = -1
   return (value.astype(np.float32) - zero_points.reshape(shape)) * scales.reshape(shape)
+
+
+def analyze_model(model: bytes, *, gpu_compatibility: bool = True) -> str:
+  """The text of `tf.lite.experimental.Analyzer.analyze(model_content=...)`.
+
+  The analyzer only prints (from Python, and from C++ in some versions); both are captured here.
+  Its output format is not a stable API: `tests/tflite_private_test.py` checks the parts
+  `gpu_compatibility.parse_analyzer_output` reads.
+  """
+  python_out = io.StringIO()
+  native_log: list = []
+  with _captured_native_output(native_log), contextlib.redirect_stdout(python_out):
+    tf.lite.experimental.Analyzer.analyze(model_content=model,
+                                          gpu_compatibility=gpu_compatibility)
+  return python_out.getvalue() + "".join(native_log)
+
+
+@functools.lru_cache(maxsize=None)
+def analyzer_checks_gpu() -> bool:
+  """Whether this TensorFlow's analyzer really checks GPU delegate compatibility.
+
+  Probes it with a model the GPU delegate cannot run (RFFT2D and COMPLEX_ABS, which TFLite's
+  `gpu_compatibility.cc` rejects as "Not supported op"). TensorFlow 2.21's pip wheel (and LiteRT
+  2.3's) ships the analyzer without that checker: it calls every model compatible.
+  """
+  fn = tf.function(lambda x: tf.abs(tf.signal.rfft2d(x)))
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [fn.get_concrete_function(tf.TensorSpec([1, 8, 8], tf.float32))])
+  text = analyze_model(converter.convert())
+  return "GPU COMPATIBILITY WARNING" in text

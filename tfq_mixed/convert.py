@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Optional
 
@@ -14,12 +15,13 @@ from tfq_mixed import analyzer
 from tfq_mixed import calibrator
 from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
+from tfq_mixed import gpu_compatibility
 from tfq_mixed import model_graph
 from tfq_mixed import rankers
 from tfq_mixed import selector
 from tfq_mixed import writer
-from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_positive_int, check_random_state,
-                               check_ratio)
+from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_bool, check_positive_int,
+                               check_random_state, check_ratio)
 
 ANALYSIS_MEMORY_BUDGET_BYTES = 256 * 2**20
 """Layer outputs one step of the analysis passes may hold (float32, all flattened layers).
@@ -67,6 +69,13 @@ class Analysis:
   def nodes(self):
     return self.calibration.nodes
 
+  @functools.cached_property
+  def gpu_float_fixable_nodes(self) -> tuple[Node, ...]:
+    """Nodes the GPU delegate rejects in the full-int8 model but accepts in float (see
+    `gpu_compatibility`); `quantize(..., gpu_compatible=True)` keeps them float first."""
+    return gpu_compatibility.float_fixable_nodes(self.int8_model,
+                                                 self.calibration.calibrated_model, self.nodes)
+
   @property
   def int8_unsupported_layers(self) -> tuple[str, ...]:
     """Layers with an op TFLite cannot run in int8 (kept float in every result)."""
@@ -79,23 +88,37 @@ class Analysis:
     return list(rankers.rank(self.layers, ranker, check_random_state(random_state)))
 
   def quantize(self, ratio: float, ranker: "Ranker | str" = Ranker.QUANTUNE, *,
-               random_state: int = 0) -> writer.Result:
+               random_state: int = 0, gpu_compatible: bool = False) -> writer.Result:
     """The mixed model keeping the most sensitive nodes float, for `ratio` of MACs in int8.
 
     Reuses this analysis' calibration: no new inference pass, one quantization.
+
+    Args:
+      ratio: share of MACs to run in int8, in [0, 1].
+      ranker: the sensitivity order, a `Ranker` name.
+      random_state: seed of the 'random' ranker.
+      gpu_compatible: first keep float the nodes the TFLite GPU delegate rejects in int8 but
+        accepts in float (`gpu_compatibility.float_fixable_nodes`, e.g. SELECT_V2 with int8
+        branches), then fill the rest of the budget from the ranking. Ops without MACs are free;
+        a compute node is kept float only if it fits: the MAC budget is always respected (the
+        achieved int8 share is still at least `ratio`), so a rejected compute op may stay int8.
+        Ops the delegate rejects in either precision are not changed. Recorded in the config.
     """
     ratio = check_ratio(ratio)
     ranker = Ranker.parse(ranker)
     random_state = check_random_state(random_state)
+    gpu_compatible = check_bool(gpu_compatible, "gpu_compatible")
     # 3. Order layers, most sensitive first.
     ranking = rankers.rank(self.layers, ranker, random_state)
     # 4. Keep the most sensitive fused nodes float within the float MAC budget 1 - ratio.
     selection = selector.select_float_layers(
         ranking, self.layers, self.nodes, ratio,
-        int8_unsupported=[n.index for n in self.int8_unsupported_nodes])
+        int8_unsupported=[n.index for n in self.int8_unsupported_nodes],
+        keep_float=[n.index for n in self.gpu_float_fixable_nodes] if gpu_compatible else ())
     # 5. Emit the config and the .tflite.
     options = {"ratio": ratio, "ranker": ranker.value, "random_state": random_state,
-               "per_channel": self.options.per_channel, "max_samples": self.options.max_samples}
+               "per_channel": self.options.per_channel, "max_samples": self.options.max_samples,
+               "gpu_compatible": gpu_compatible}
     config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,
                                 selection=selection, num_samples=self.num_samples,
                                 tensorflow_version=tf.__version__,
@@ -187,7 +210,7 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
 def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_channel: bool = True,
             ranker: "Ranker | str" = Ranker.QUANTUNE, random_state: int = 0,
             max_samples: int = dataset_lib.DEFAULT_MAX_SAMPLES,
-            verbose: bool = False) -> writer.Result:
+            verbose: bool = False, gpu_compatible: bool = False) -> writer.Result:
   """Mixed int8/float TFLite model from a Keras model and unlabelled samples (QuantuneV2).
 
   Calibrates once, measures every layer's sensitivity from one float and one int8 pass, ranks the
@@ -204,6 +227,8 @@ def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_chan
     random_state: seed of the 'random' ranker.
     max_samples: read at most this many samples.
     verbose: show progress bars.
+    gpu_compatible: keep float, within the MAC budget, the nodes the TFLite GPU delegate rejects
+      in int8 only (see `Analysis.quantize`).
 
   Returns:
     A `Result`: `.tflite`, `.int8_mac_ratio`, `.float_layers`, `.config`, `.save(directory)`.
@@ -221,9 +246,11 @@ def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_chan
   ratio = check_ratio(ratio)
   ranker = Ranker.parse(ranker)
   random_state = check_random_state(random_state)
+  gpu_compatible = check_bool(gpu_compatible, "gpu_compatible")
   analysis = analyze(keras_model, representative_dataset, per_channel=per_channel,
                      max_samples=max_samples, verbose=verbose)
-  return analysis.quantize(ratio, ranker, random_state=random_state)
+  return analysis.quantize(ratio, ranker, random_state=random_state,
+                           gpu_compatible=gpu_compatible)
 
 
 def load_config(config: Any) -> writer.SelectiveQuantizationConfig:

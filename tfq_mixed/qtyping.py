@@ -76,6 +76,14 @@ def check_positive_int(value: Any, name: str) -> int:
   return int(value)
 
 
+def check_bool(value: Any, name: str) -> bool:
+  """Validates a flag argument (`gpu_compatible`): a Python or NumPy bool."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise errors.InvalidTypeError(
+        f"`{name}` must be a bool. Received: {name}={value!r} of type {type(value).__name__}.")
+  return bool(value)
+
+
 def check_random_state(random_state: Any) -> int:
   """Validates the seed of the 'random' ranker: a non-negative Python or NumPy int."""
   if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):

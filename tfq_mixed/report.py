@@ -15,11 +15,15 @@ NO_OP = "-"  # no TFLite op maps to the layer (e.g. Dropout, InputLayer) or its 
 
 COLUMNS = ("rank", "layer", "type", "node", "macs", "precision", "weight_sqnr_db",
            "fused_weight_sqnr_db", "weight_sqnr_delta", "activation_sqnr_db",
-           "activation_sqnr_delta", "mse", "cosine_similarity", "kl_divergence")
+           "activation_sqnr_delta", "mse", "cosine_similarity", "kl_divergence", "gpu_delegate")
+GPU_REJECTED = "rejected"  # the layer has an op the TFLite GPU delegate would reject
 
 
-def rows(layers: Sequence[LayerStats], ranking: Sequence[str], float_layers: Sequence[str]) -> list[dict]:
-  """One row per layer, most sensitive first."""
+def rows(layers: Sequence[LayerStats], ranking: Sequence[str], float_layers: Sequence[str],
+         gpu_rejected_layers: Sequence[str] = ()) -> list[dict]:
+  """One row per layer, most sensitive first; `gpu_delegate` is 'rejected' for a layer with an op
+  the TFLite GPU delegate would reject, else empty."""
+  gpu_rejected = set(gpu_rejected_layers)
   by_name = {l.name: l for l in layers}
   float_set = set(float_layers)
   out = []
@@ -32,6 +36,7 @@ def rows(layers: Sequence[LayerStats], ranking: Sequence[str], float_layers: Seq
     for key in LayerStats.METRIC_FIELDS:
       value = getattr(layer, key)
       row[key] = "" if math.isnan(value) else f"{value:.6g}"
+    row["gpu_delegate"] = GPU_REJECTED if name in gpu_rejected else ""
     out.append(row)
   return out
 

@@ -9,7 +9,8 @@ from tfq_mixed.qtyping import LayerStats, Node, Selection
 
 def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
                         nodes: Sequence[Node], ratio: float, *,
-                        int8_unsupported: Iterable[int] = ()) -> Selection:
+                        int8_unsupported: Iterable[int] = (),
+                        keep_float: Iterable[int] = ()) -> Selection:
   """Walks the ranking and keeps whole fused nodes float while their MACs fit `1 - ratio`.
 
   A layer maps to its TFLite node (Conv, BN and ReLU fused into one CONV_2D share it); the node is
@@ -28,6 +29,9 @@ def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
     nodes: all TFLite nodes.
     ratio: requested share of MACs in int8, in [0, 1].
     int8_unsupported: indices of nodes the full-int8 model leaves float.
+    keep_float: indices of nodes to keep float before the ranking is walked (the GPU delegate
+      rejects them in int8 only). Non-compute ones cost no MACs and are always kept; compute ones
+      only while they fit the budget, so the float share still never exceeds `1 - ratio`.
 
   Returns:
     The `Selection`.
@@ -42,12 +46,19 @@ def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
   budget = (1.0 - ratio) * total * (1.0 + 1e-12)
   unsupported = tuple(i for i in dict.fromkeys(int8_unsupported) if i in by_index)
   float_macs = sum(by_index[i].macs for i in unsupported)
+  chosen: list[int] = []
+  for index in dict.fromkeys(keep_float):
+    node = by_index.get(index)
+    if node is None or index in unsupported:
+      continue
+    if float_macs + node.macs <= budget:
+      chosen.append(index)
+      float_macs += node.macs
   candidates: list = []
   for name in ranking:
     candidates.append(node_of.get(name))
     candidates += nodes_of.get(name, [])
   candidates += [n.index for n in nodes if n.is_compute and not n.layers]
-  chosen: list[int] = []
   for index in candidates:
     if (index is None or index in chosen or index in unsupported or
         not by_index[index].is_compute):
@@ -59,6 +70,8 @@ def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
   float_layers = tuple(name for name in ranking
                        if node_of.get(name) in chosen_set or
                        any(i in chosen_set for i in nodes_of.get(name, ())))
+  float_layers += tuple(name for i in chosen for name in by_index[i].layers
+                        if name not in float_layers and name not in ranking)
   return Selection(
       float_layers=float_layers,
       float_nodes=tuple(by_index[i].name for i in chosen),

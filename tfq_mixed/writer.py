@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
 from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
+from tfq_mixed import gpu_compatibility
 from tfq_mixed import report
 from tfq_mixed.qtyping import LayerStats, Node, Ranker, Selection
 
@@ -27,7 +29,7 @@ class SelectiveQuantizationConfig:
   Attributes:
     model_name: the Keras model's name.
     layers: every flattened layer as [name, type], to check a config against a model.
-    options: ratio, per_channel, ranker, random_state, max_samples.
+    options: ratio, per_channel, ranker, random_state, max_samples, gpu_compatible.
     float_layers: Keras layer names kept float, most sensitive first.
     float_nodes: TFLite node names kept float (`denylisted_nodes`), in selection order.
     int8_mac_ratio, float_macs, total_macs, bops, bops_reduction: Eq. 17 figures achieved.
@@ -152,13 +154,14 @@ def _corrupted(field: str, value: Any, expected: str) -> errors.ConfigError:
 _OPTION_CHECKS = {
     "ratio": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
               "a number in [0, 1]"),
-    "ranker": (lambda v: isinstance(v, str) and v in {r.value for r in Ranker},
-               "one of " + ", ".join(repr(r.value) for r in Ranker)),
+    "ranker": (lambda v: isinstance(v, str) and v in {r.value for r in Ranker} | {"custom"},
+               "one of " + ", ".join(repr(r.value) for r in Ranker) + ", 'custom'"),
     "per_channel": (lambda v: isinstance(v, bool), "true or false"),
     "max_samples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                     "a positive int"),
     "random_state": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                      "a non-negative int"),
+    "gpu_compatible": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -363,13 +366,30 @@ class Result:
     """Layers with an op TFLite cannot run in int8: float whatever the ratio."""
     return self.config.int8_unsupported_layers
 
+  @functools.cached_property
+  def gpu_compatibility(self) -> gpu_compatibility.GpuCompatibility:
+    """The TFLite GPU delegate's verdict on `tflite`, from TensorFlow's model analyzer (and our
+    port of its rules where this TensorFlow's analyzer has no checker); computed on first use."""
+    return gpu_compatibility.check(self.tflite, self.nodes)
+
+  @property
+  def gpu_incompatible_ops(self) -> tuple[gpu_compatibility.GpuIncompatibleOp, ...]:
+    """Ops of `tflite` the GPU delegate would reject (op index, op name, node, layers, reason)."""
+    return self.gpu_compatibility.ops
+
+  @property
+  def gpu_incompatible_layers(self) -> tuple[str, ...]:
+    """Keras layers with an op the GPU delegate would reject."""
+    return self.gpu_compatibility.layers
+
   def report_rows(self) -> list[dict]:
     """The report table; layers TFLite cannot run in int8 show precision 'float'."""
     ranking = self.ranking or tuple(l.name for l in self.layers)
     float_layers = tuple(self.config.float_layers) + tuple(
         name for name in self.config.int8_unsupported_layers
         if name not in self.config.float_layers)
-    return report.rows(self.layers, ranking, float_layers)
+    return report.rows(self.layers, ranking, float_layers,
+                       gpu_rejected_layers=self.gpu_incompatible_layers)
 
   def report(self, limit: Optional[int] = 30) -> str:
     """A readable summary: the achieved ratio and the per-layer table, most sensitive first."""
@@ -384,6 +404,7 @@ class Result:
     if self.unmapped_nodes:
       head += "\nunmapped TFLite ops (no layer named; never attributed): " + ", ".join(
           f"{n.op_type}:{n.name}" for n in self.unmapped_nodes)
+    head += "\n" + self.gpu_compatibility.summary()
     return head + "\n" + report.render(self.report_rows(), limit)
 
   def save(self, directory: str, overwrite: bool = False) -> dict[str, str]:
