@@ -119,7 +119,10 @@ def test_gpu_compatible_option_removes_the_rejected_op_within_the_budget(gated, 
   # The MAC budget holds: the SELECT_V2 costs no MACs, so the int8 share is unchanged.
   assert steered.int8_mac_ratio == plain.int8_mac_ratio >= ratio
   assert steered.config.float_macs <= (1 - ratio) * steered.config.total_macs + 1e-9
-  assert "gate" in steered.float_layers and "gate" not in plain.float_layers
+  (select,) = analysis.gpu_float_fixable_nodes
+  assert select.op_type == "SELECT_V2" and select.layers == ("gate",)
+  assert select.name in steered.config.float_nodes and select.name not in plain.config.float_nodes
+  assert "gate" in steered.float_layers
   assert steered.config.options["gpu_compatible"] is True
   assert plain.config.options["gpu_compatible"] is False
 
