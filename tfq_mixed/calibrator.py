@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import time
 
 import keras
@@ -51,7 +49,7 @@ class Calibration:
 
 
 def _export(model, specs: list[dataset_lib.InputSpec], directory: str) -> None:
-  """Writes a SavedModel whose ops are named after the flattened layer calls."""
+  """Writes a SavedModel whose ops are named after the flattened layer calls (benchmarks only)."""
   signature = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name)
                for s in specs]
 
@@ -63,6 +61,23 @@ def _export(model, specs: list[dataset_lib.InputSpec], directory: str) -> None:
   archive.track(model)
   archive.add_endpoint("serve", serve, input_signature=signature)
   archive.write_out(directory, verbose=False)
+
+
+def scoped_function(model, specs: list[dataset_lib.InputSpec]):
+  """The model as one frozen concrete function, every layer call in its own `tfqmNNNN` scope.
+
+  Its ops, and so the TFLite ops converted from them, are named after the flattened layer calls
+  (`layer_mapping`). Freezing in memory, as `TFLiteConverter.from_keras_model` does, took half the
+  time of writing and re-reading a SavedModel (benchmarks/results/convert_overhead.md).
+  """
+  signature = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name)
+               for s in specs]
+
+  @tf.function(input_signature=signature, autograph=False)
+  def serve(*inputs):
+    return tuple(model_graph.run_layers(model, list(inputs), scoped=True))
+
+  return _tflite_private.freeze(serve.get_concrete_function())
 
 
 def _output_layers(model) -> list[int]:
@@ -134,10 +149,10 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
   return tuple(nodes)
 
 
-def _select_tf_op_layers(export_dir: str, layers: tuple[LayerRef, ...]) -> list[str]:
+def _select_tf_op_layers(function, layers: tuple[LayerRef, ...]) -> list[str]:
   """'layer (Type): FlexOp, ...' for every layer whose ops need the Flex delegate (float convert)."""
   try:
-    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
     interpreter = _tflite_private.make_interpreter(converter.convert())  # not allocated: no kernels
@@ -178,37 +193,36 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
   start = time.perf_counter()
   specs = dataset_lib.model_input_specs(model)
   layers = tuple(model_graph.flatten_layers(model))
-  with tempfile.TemporaryDirectory(prefix="tfq_mixed_export_") as directory:
-    export_dir = os.path.join(directory, "saved_model")
-    try:
-      _export(model, specs, export_dir)
-      converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
-      generator = samples.tflite_generator([s.name for s in specs])
+  generator = samples.tflite_generator()
 
-      def representative_dataset():
-        with Progress(samples.num_samples, "calibration", enabled=verbose) as bar:
-          for sample in generator():
-            yield sample
-            bar.update()
-      converter.representative_dataset = representative_dataset
-      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
-                                             tf.lite.OpsSet.SELECT_TF_OPS]
-      calibrated = _tflite_private.calibrate_only(converter)
-    except errors.TfqMixedError:
-      raise
-    except Exception as e:  # pylint: disable=broad-except
-      flex = _select_tf_op_layers(export_dir, layers) if "Select TensorFlow op" in str(e) else None
-      if flex:
-        raise errors.UnsupportedModelError(
-            f"Model {model.name!r} needs TensorFlow ops that TFLite runs only through the Select TF "
-            f"ops (Flex) delegate: {'; '.join(flex)}. TensorFlow Lite's calibrator cannot run "
-            "them, so the model cannot be calibrated for int8 (a plain TFLiteConverter int8 "
-            "conversion fails the same way). Replace those ops with TFLite builtin ones (e.g. "
-            "keras.activations.gelu(x, approximate=True) instead of tf.math.erf), or move them "
-            "out of the model (pre- or post-processing).") from None
-      raise errors.ConversionError(
-          f"TensorFlow Lite could not convert model {model.name!r}: {type(e).__name__}: "
-          f"{str(e)[:2000]}") from e
+  def representative_dataset():
+    with Progress(samples.num_samples, "calibration", enabled=verbose) as bar:
+      for sample in generator():
+        yield sample
+        bar.update()
+  function = None
+  try:
+    function = scoped_function(model, specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter.representative_dataset = representative_dataset
+    calibrated = _tflite_private.calibrate_only(converter)
+  except errors.TfqMixedError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    flex = _select_tf_op_layers(function, layers) if function is not None else None
+    if flex:
+      raise errors.UnsupportedModelError(
+          f"Model {model.name!r} needs TensorFlow ops that TFLite runs only through the Select TF "
+          f"ops (Flex) delegate: {'; '.join(flex)}. TensorFlow Lite's calibrator cannot run "
+          "them, so the model cannot be calibrated for int8 (a plain TFLiteConverter int8 "
+          "conversion fails the same way). Replace those ops with TFLite builtin ones (e.g. "
+          "keras.activations.gelu(x, approximate=True) instead of tf.math.erf), or move them "
+          "out of the model (pre- or post-processing).") from None
+    raise errors.ConversionError(
+        f"TensorFlow Lite could not convert model {model.name!r}: {type(e).__name__}: "
+        f"{str(e)[:2000]}") from e
+  calibrated = _tflite_private.with_signature(
+      calibrated, [s.name for s in specs], [f"output_{i}" for i in range(len(function.outputs))])
   nodes = read_nodes(calibrated, layers, _output_layers(model),
                      sample_shapes=[a.shape[1:] for a in samples.arrays])
   return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),

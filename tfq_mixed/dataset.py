@@ -61,11 +61,11 @@ class Samples:
     for start in range(0, self.num_samples, batch_size):
       yield [a[start:start + batch_size] for a in self.arrays]
 
-  def tflite_generator(self, input_names: Sequence[str]):
-    """A `representative_dataset` callable for TFLiteConverter: one sample at a time, keyed by name."""
+  def tflite_generator(self):
+    """A `representative_dataset` callable for TFLiteConverter: one sample at a time, in input order."""
     def gen():
       for i in range(self.num_samples):
-        yield {name: a[i:i + 1] for name, a in zip(input_names, self.arrays)}
+        yield [a[i:i + 1] for a in self.arrays]
     return gen
 
 
