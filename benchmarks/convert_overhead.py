@@ -187,9 +187,9 @@ _ANALYZE_LAYERS = ("tfq_mixed/analyzer.py", "analyze_layers")
 _BREAKDOWN = (
     # (label, functions as (file suffix, name), caller as (file suffix, name) or None): the
     # cumulative time of those functions, counting only calls from the caller when one is given.
-    ("calibrate: export + convert + calibrate (once)", [_CALIBRATOR], None),
-    ("  export SavedModel (Keras ExportArchive)", [("tfq_mixed/calibrator.py", "_export")],
-     _CALIBRATOR),
+    ("calibrate: trace + convert + calibrate (once)", [_CALIBRATOR], None),
+    ("  trace and freeze the layer-scoped function",
+     [("tfq_mixed/calibrator.py", "scoped_function")], _CALIBRATOR),
     ("  TFLite convert + calibrate (calibrate_only)",
      [("tfq_mixed/_tflite_private.py", "calibrate_only")], _CALIBRATOR),
     ("  flatten layers, read nodes", [("tfq_mixed/model_graph.py", "flatten_layers"),
