@@ -110,3 +110,15 @@ def test_metrics_finite_for_any_finite_input(x, shift):
   assert metrics.sqnr_db(x, x) == metrics.SQNR_CAP_DB
   assert metrics.mse(x, y) == pytest.approx(metrics.mse(y, x))
   assert metrics.cosine_similarity(x, y) == pytest.approx(metrics.cosine_similarity(y, x))
+
+
+def test_channel_sqnr_weighs_every_channel_alike():
+  reference = np.array([[1.0, 1.0], [0.1, 0.1]])  # channels along axis 0
+  quantized = np.array([[1.0, 1.0], [0.0, 0.1]])  # channel 1 loses half its power
+  # Channel noise / power: 0 and 0.01 / 0.02 = 0.5; mean 0.25 -> 6.02 dB.
+  assert metrics.channel_sqnr_db(reference, quantized, axis=0) == pytest.approx(6.0206, abs=1e-3)
+  # The whole-tensor SQNR, dominated by channel 0, hides it: 10 log10(2.02 / 0.01) = 23 dB.
+  assert metrics.sqnr_db(reference, quantized) == pytest.approx(23.05, abs=0.01)
+  assert metrics.channel_sqnr_db(reference, reference, axis=0) == metrics.SQNR_CAP_DB
+  zero = np.zeros((2, 3))
+  assert metrics.channel_sqnr_db(zero, zero, axis=1) == metrics.SQNR_CAP_DB

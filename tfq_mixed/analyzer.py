@@ -59,19 +59,31 @@ def keras_weight_sqnr_db(layer, per_channel: bool) -> float:
   return metrics.sqnr_db(kernel, metrics.quantize_symmetric(kernel, per_channel=per_channel, axis=axis))
 
 
+# Output-channel axis of each compute op's filter as TFLite stores it.
+_FILTER_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0,
+                        "TRANSPOSE_CONV": 0, "CONV_3D": 4}
+
+
 def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
-                       int8_op: dict) -> float:
-  """SQNR of a compute node's folded float filter vs its int8 filter, as TFLite stores them."""
+                       int8_op: dict) -> tuple[float, float]:
+  """(whole-tensor, per-channel) SQNR of a compute node's folded float filter vs its int8 filter.
+
+  As TFLite stores them; the per-channel one is `metrics.channel_sqnr_db` (NaN for ops without a
+  known filter layout).
+  """
   if len(node_op["inputs"]) < 2 or len(int8_op["inputs"]) < 2:
-    return math.nan
+    return math.nan, math.nan
   try:
     reference = calibrated_interpreter.get_tensor(node_op["inputs"][1])
     quantized = _tflite_private.dequantized_tensor(int8_interpreter, int8_op["inputs"][1])
   except ValueError:
-    return math.nan
+    return math.nan, math.nan
   if reference.shape != quantized.shape or reference.dtype != np.float32:
-    return math.nan
-  return metrics.sqnr_db(reference, quantized)
+    return math.nan, math.nan
+  axis = _FILTER_CHANNEL_AXIS.get(node_op["op_name"])
+  channel = (metrics.channel_sqnr_db(reference, quantized, axis)
+             if axis is not None and axis < reference.ndim else math.nan)
+  return metrics.sqnr_db(reference, quantized), channel
 
 
 def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
@@ -174,6 +186,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   nodes = {n.index: n for n in calibration.nodes}
   macs_of_layer: dict[int, int] = {}
   fused_sqnr: dict[int, float] = {}
+  channel_sqnr: dict[int, float] = {}
   for node in calibration.nodes:
     if not node.layers:
       continue
@@ -182,8 +195,9 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
     owner = with_kernel[0] if with_kernel else indices[0]
     macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
     if node.is_compute and node.index in int8_ops:
-      fused_sqnr[owner] = _fused_weight_sqnr(calibrated_interpreter, int8_interpreter,
-                                             calibrated_ops[node.index], int8_ops[node.index])
+      fused_sqnr[owner], channel_sqnr[owner] = _fused_weight_sqnr(
+          calibrated_interpreter, int8_interpreter, calibrated_ops[node.index],
+          int8_ops[node.index])
 
   weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
   activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
@@ -200,6 +214,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
         macs=macs_of_layer.get(i, 0),
         weight_sqnr_db=weight_sqnr[i],
         fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),
+        channel_weight_sqnr_db=channel_sqnr.get(i, math.nan),
         weight_sqnr_delta=weight_delta.get(i, math.nan),
         activation_sqnr_db=act.sqnr_db if act else math.nan,
         activation_sqnr_delta=activation_delta.get(i, math.nan),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +18,7 @@ from tfq_mixed import errors
 from tfq_mixed import gpu_compatibility
 from tfq_mixed import model_graph
 from tfq_mixed import rankers
+from tfq_mixed import segments
 from tfq_mixed import selector
 from tfq_mixed import writer
 from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_bool, check_positive_int,
@@ -76,6 +77,11 @@ class Analysis:
     return gpu_compatibility.float_fixable_nodes(self.int8_model,
                                                  self.calibration.calibrated_model, self.nodes)
 
+  def _op_inputs(self) -> dict[int, tuple[int, ...]]:
+    if getattr(self, "_op_inputs_cache", None) is None:
+      self._op_inputs_cache = segments.op_inputs(self.calibration.calibrated_model)
+    return self._op_inputs_cache
+
   @property
   def int8_unsupported_layers(self) -> tuple[str, ...]:
     """Layers with an op TFLite cannot run in int8 (kept float in every result)."""
@@ -87,7 +93,7 @@ class Analysis:
     ranker = Ranker.parse(ranker)
     return list(rankers.rank(self.layers, ranker, check_random_state(random_state)))
 
-  def quantize(self, ratio: float, ranker: "Ranker | str" = Ranker.QUANTUNE, *,
+  def quantize(self, ratio: float, ranker: "Ranker | str | Sequence[str]" = Ranker.QUANTUNE, *,
                random_state: int = 0, gpu_compatible: bool = False) -> writer.Result:
     """The mixed model keeping the most sensitive nodes float, for `ratio` of MACs in int8.
 
@@ -95,7 +101,10 @@ class Analysis:
 
     Args:
       ratio: share of MACs to run in int8, in [0, 1].
-      ranker: the sensitivity order, a `Ranker` name.
+      ranker: a `Ranker` name, or a custom order: a list or tuple of this analysis' layer names,
+        most sensitive first (a subset is fine; each name at most once). A custom order fills the
+        float MAC budget through the same selector as the built-in rankers (the config records
+        `ranker='custom'`).
       random_state: seed of the 'random' ranker.
       gpu_compatible: first keep float the nodes the TFLite GPU delegate rejects in int8 but
         accepts in float (`gpu_compatibility.float_fixable_nodes`, e.g. SELECT_V2 with int8
@@ -103,20 +112,31 @@ class Analysis:
         a compute node is kept float only if it fits: the MAC budget is always respected (the
         achieved int8 share is still at least `ratio`), so a rejected compute op may stay int8.
         Ops the delegate rejects in either precision are not changed. Recorded in the config.
+
+    Raises:
+      InvalidArgumentError, InvalidTypeError: bad `ratio`, unknown ranker, or a custom order with
+        unknown or repeated layer names.
     """
     ratio = check_ratio(ratio)
-    ranker = Ranker.parse(ranker)
     random_state = check_random_state(random_state)
     gpu_compatible = check_bool(gpu_compatible, "gpu_compatible")
     # 3. Order layers, most sensitive first.
-    ranking = rankers.rank(self.layers, ranker, random_state)
+    if isinstance(ranker, (list, tuple)):
+      ranking = rankers.check_ranking(self.layers, ranker)
+      ranker_name = rankers.CUSTOM_RANKING
+    else:
+      ranker = Ranker.parse(ranker)
+      ranking = rankers.rank(self.layers, ranker, random_state)
+      ranker_name = ranker.value
     # 4. Keep the most sensitive fused nodes float within the float MAC budget 1 - ratio.
     selection = selector.select_float_layers(
         ranking, self.layers, self.nodes, ratio,
         int8_unsupported=[n.index for n in self.int8_unsupported_nodes],
         keep_float=[n.index for n in self.gpu_float_fixable_nodes] if gpu_compatible else ())
+    # Ops without MACs that only read float outputs stay float too: no requantization in between.
+    selection = segments.with_float_followers(selection, self.nodes, self._op_inputs())
     # 5. Emit the config and the .tflite.
-    options = {"ratio": ratio, "ranker": ranker.value, "random_state": random_state,
+    options = {"ratio": ratio, "ranker": ranker_name, "random_state": random_state,
                "per_channel": self.options.per_channel, "max_samples": self.options.max_samples,
                "gpu_compatible": gpu_compatible}
     config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,

@@ -45,6 +45,24 @@ def sqnr_db(reference, quantized) -> float:
   return sqnr_from_powers(float(np.sum(reference**2)), float(np.sum((reference - quantized)**2)))
 
 
+def channel_sqnr_db(reference, quantized, axis: int) -> float:
+  """SQNR in dB of the mean per-channel relative noise: -10 log10(mean_c P_noise,c / P_signal,c).
+
+  Each slice along `axis` (an output channel) is weighed alike, whatever its power; an all-zero
+  channel quantized exactly adds no noise. Eq. 6 per channel, averaged in linear noise power;
+  clipped to +/- SQNR_CAP_DB like `sqnr_db`.
+  """
+  reference, quantized = _check_pair(reference, quantized)
+  if reference.ndim == 0 or reference.size == 0:
+    return SQNR_CAP_DB
+  reference = np.moveaxis(reference.astype(np.float64), axis, 0).reshape(reference.shape[axis], -1)
+  quantized = np.moveaxis(quantized.astype(np.float64), axis, 0).reshape(reference.shape[0], -1)
+  noise = np.sum((reference - quantized) ** 2, axis=1)
+  signal = np.sum(reference ** 2, axis=1)
+  relative = np.where(noise > 0, noise / np.maximum(signal, np.finfo(np.float64).tiny), 0.0)
+  return sqnr_from_powers(1.0, float(np.mean(relative)))
+
+
 def mse(reference, quantized) -> float:
   """Mean squared error, QuantuneV2 Eq. 7 (lower is better; 0 for empty input)."""
   reference, quantized = _check_pair(reference, quantized)

@@ -149,6 +149,9 @@ class LayerStats:
     macs: MACs per sample of the layer's compute op (0 for others).
     weight_sqnr_db: SQNR of the Keras kernel quantized as TFLite does (symmetric int8).
     fused_weight_sqnr_db: SQNR of the TFLite node's folded (BN-fused) weights vs its int8 weights.
+    channel_weight_sqnr_db: the same weights' noise per output channel, relative to that channel's
+      power and averaged over channels, in dB: -10 log10(mean_c |dW_c|^2 / |W_c|^2). Per-tensor
+      scales starve small channels (depthwise convs), which the whole-tensor SQNR hides.
     weight_sqnr_delta: Eq. 16 over the weight SQNR series.
     activation_sqnr_db: SQNR of the float layer output vs the dequantized int8 TFLite tensor.
     activation_sqnr_delta: Eq. 16 over the activation SQNR series.
@@ -164,6 +167,7 @@ class LayerStats:
   macs: int
   weight_sqnr_db: float = math.nan
   fused_weight_sqnr_db: float = math.nan
+  channel_weight_sqnr_db: float = math.nan
   weight_sqnr_delta: float = math.nan
   activation_sqnr_db: float = math.nan
   activation_sqnr_delta: float = math.nan
@@ -173,7 +177,7 @@ class LayerStats:
 
   METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
                    "activation_sqnr_db", "activation_sqnr_delta", "mse",
-                   "cosine_similarity", "kl_divergence")
+                   "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db")
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)

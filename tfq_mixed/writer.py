@@ -171,19 +171,23 @@ def _check_options(options: dict) -> None:
       raise _corrupted(f"options.{key}", options[key], expected)
 
 
+_METRICS_ADDED_LATER = ("channel_weight_sqnr_db",)
+"""Per-layer metrics configs written before them lack; read as NaN (not measured)."""
+
+
 def _check_metrics_record(record: Any, position: int) -> None:
   where = f"metrics[{position}]"
   if not isinstance(record, dict):
     raise _corrupted(where, record, "a per-layer record (JSON object)")
   expected = {f.name for f in dataclasses.fields(LayerStats)}
-  missing = sorted(expected - set(record))
+  missing = sorted(expected - set(record) - set(_METRICS_ADDED_LATER))
   if missing:
     raise _corrupted(f"{where}.{missing[0]}", None, "a value (the field is missing)")
   unknown = sorted(set(record) - expected)
   if unknown:
     raise _corrupted(f"{where}.{unknown[0]}", record[unknown[0]], "no such field")
   for key in LayerStats.METRIC_FIELDS:
-    value = record[key]
+    value = record.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
       raise _corrupted(f"{where}.{key}", value, "a number or null")
   for key in ("index", "macs"):
@@ -414,3 +418,12 @@ class Result:
         CONFIG_FILE: self.config.to_json().encode(),
         REPORT_FILE: report.to_csv(self.report_rows()).encode(),
     }, overwrite=overwrite)
+
+  def to_onnx(self, path: str, *, opset: Optional[int] = None) -> str:
+    """Writes the mixed model as a QDQ ONNX file (via tf2onnx), atomically; returns `path`.
+
+    Int8 ops become QuantizeLinear/DequantizeLinear groups, the layers kept float stay float ops,
+    so ONNX Runtime and TensorRT run the same mix. Needs `pip install "tfq_mixed[onnx]"`.
+    """
+    from tfq_mixed import onnx_export  # pylint: disable=g-import-not-at-top
+    return onnx_export.export(self, path, opset=opset)

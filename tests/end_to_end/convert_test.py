@@ -87,8 +87,14 @@ def test_achieved_ratio_bounds_and_monotone(digits_analysis, ranker):
 def test_float_layers_most_sensitive_first_and_whole_nodes(digits_analysis):
   result = digits_analysis.quantize(0.8)
   ranking = digits_analysis.sensitivity()
-  positions = [ranking.index(name) for name in result.float_layers]
+  # The chosen compute nodes' layers in ranking order, then those of ops that only read their
+  # float outputs (tfq_mixed.segments).
+  node_of = {l.name: l.node for l in digits_analysis.layers}
+  compute = {n.index for n in digits_analysis.nodes if n.is_compute}
+  chosen = [name for name in result.float_layers if node_of[name] in compute]
+  positions = [ranking.index(name) for name in chosen]
   assert positions == sorted(positions)
+  assert list(result.float_layers[:len(chosen)]) == chosen
   node_of = {l.name: l.node for l in digits_analysis.layers}
   float_nodes = {node_of[name] for name in result.float_layers}
   for layer in digits_analysis.layers:  # every layer of a float node is listed float
@@ -193,3 +199,48 @@ def test_nested_sequential_and_functional_models_are_flattened(digits):
   # The block's Conv and ReLU fuse into one CONV_2D; its untrained (identity) BN is folded into
   # constants and leaves no name in the op, so it stays unmapped rather than guessed.
   assert fused.layers == ("block/conv2d", "block/re_lu")
+
+
+def test_custom_ranking_goes_through_the_same_selector(digits_analysis):
+  order = digits_analysis.sensitivity("weight_sqnr")
+  for ratio in (0.9, 0.5):
+    builtin = digits_analysis.quantize(ratio, "weight_sqnr")
+    custom = digits_analysis.quantize(ratio, list(order))
+    assert custom.config.float_nodes == builtin.config.float_nodes
+    assert custom.tflite == builtin.tflite
+    assert custom.config.options["ranker"] == "custom"
+  # A subset: only the named layers' nodes can be chosen.
+  fc1_only = digits_analysis.quantize(0.0, ["fc1"])
+  node_of = {l.name: l.node for l in digits_analysis.layers}
+  compute = [n for n in digits_analysis.nodes if n.index == node_of["fc1"]]
+  assert fc1_only.config.float_nodes[0] == compute[0].name
+  # The config round-trips (ranker 'custom' is a valid recorded option).
+  assert tfq_mixed.load_config(custom.config.to_json()).float_nodes == custom.config.float_nodes
+  with pytest.raises(tfq_mixed.InvalidArgumentError, match="does not have.*'nope'"):
+    digits_analysis.quantize(0.5, ["fc1", "nope"])
+  with pytest.raises(tfq_mixed.InvalidArgumentError, match="more than once"):
+    digits_analysis.quantize(0.5, ["fc1", "fc1"])
+
+
+def test_ops_reading_only_float_outputs_stay_float(digits_analysis):
+  # Ratio 0: every compute op float, so every op between them too: no Q/DQ op, no int8 tensor.
+  everything = digits_analysis.quantize(0.0)
+  interpreter, ops = _ops(everything.tflite)
+  assert not [op for op in ops if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
+  # The ADD joins the two branches of the residual block: float only when both inputs are.
+  by_type = {n.op_type: n for n in digits_analysis.nodes}
+  add = by_type["ADD"]
+  for ratio in (0.9, 0.5, 0.2):
+    result = digits_analysis.quantize(ratio)
+    names = set(result.config.float_nodes)
+    assert (add.name in names) == all(n.name in names for n in digits_analysis.nodes
+                                      if n.index in digits_analysis._op_inputs()[add.index])  # pylint: disable=protected-access
+    assert ("add" in result.float_layers) == (add.name in names)
+
+
+def test_config_without_channel_weight_sqnr_still_loads(digits_analysis):
+  data = json.loads(digits_analysis.quantize(0.8).config.to_json())
+  for record in data["metrics"]:
+    del record["channel_weight_sqnr_db"]  # written before the metric existed
+  config = tfq_mixed.load_config(json.dumps(data))
+  assert config.float_nodes

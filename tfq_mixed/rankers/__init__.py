@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
 
+from tfq_mixed import errors
 from tfq_mixed.qtyping import LayerStats, Ranker
 
 
@@ -31,6 +32,36 @@ def get_ranker(name: "Ranker | str") -> RankerFn:
   return _REGISTRY[Ranker.parse(name)]
 
 
+CUSTOM_RANKING = "custom"
+"""The `ranker` a config records when `Analysis.quantize` was given an order of layer names."""
+
+
+def check_ranking(layers: Sequence[LayerStats], ranking: Sequence[str]) -> tuple[str, ...]:
+  """Validates a custom order: distinct names of known layers (a subset is fine), most sensitive first.
+
+  Raises:
+    InvalidTypeError: `ranking` is not a list/tuple of strings.
+    InvalidArgumentError: an unknown or repeated layer name.
+  """
+  if not isinstance(ranking, (list, tuple)) or not all(isinstance(n, str) for n in ranking):
+    raise errors.InvalidTypeError(
+        f"A custom `ranker` must be a list or tuple of layer names (str), most sensitive first. "
+        f"Received: {type(ranking).__name__} {str(ranking)[:80]}.")
+  known = {l.name for l in layers}
+  unknown = [n for n in ranking if n not in known]
+  if unknown:
+    raise errors.InvalidArgumentError(
+        f"The custom `ranker` names {len(unknown)} layer(s) this analysis does not have, e.g. "
+        f"{unknown[0]!r}. Expected names from `analysis.layers` (e.g. "
+        f"{', '.join(repr(l.name) for l in list(layers)[:3])}). Received: ranker={str(list(ranking))[:120]}.")
+  repeated = sorted({n for n in ranking if ranking.count(n) > 1})
+  if repeated:
+    raise errors.InvalidArgumentError(
+        f"The custom `ranker` lists layer {repeated[0]!r} more than once; each layer may appear at "
+        "most once. Remove the duplicates.")
+  return tuple(ranking)
+
+
 def rank(layers: Sequence[LayerStats], ranker: "Ranker | str" = Ranker.QUANTUNE,
          random_state: int = 0) -> tuple[str, ...]:
   """Layer names, most sensitive first, by the named ranker."""
@@ -43,4 +74,4 @@ def rank(layers: Sequence[LayerStats], ranker: "Ranker | str" = Ranker.QUANTUNE,
 from tfq_mixed.rankers import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfq_mixed.rankers import quantune  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-__all__ = ["RankerFn", "get_ranker", "rank", "register", "baselines", "quantune"]
+__all__ = ["CUSTOM_RANKING", "RankerFn", "check_ranking", "get_ranker", "rank", "register", "baselines", "quantune"]
