@@ -97,6 +97,29 @@ def test_streaming_kl_on_int8_grid():
   assert shifted.kl_divergence > 0.1
 
 
+def test_streaming_int8_path_matches_the_dequantized_float_path(rng):
+  """update_int8 (float32 sums over 64K-element chunks) agrees with update on the dequantized
+  tensor (float64) over several chunks and batches, including zero points and clipped levels."""
+  scale, zero_point = 0.021, -7
+  ref = rng.normal(scale=1.2, size=(3, 150_000)).astype(np.float32)
+  levels = np.clip(np.rint(ref / scale) + zero_point + rng.integers(-2, 3, size=ref.shape),
+                   -128, 127).astype(np.int8)
+  dequantized = (levels.astype(np.float32) - zero_point) * np.float32(scale)
+  fast = metrics.StreamingStats(scale=scale, zero_point=zero_point)
+  exact = metrics.StreamingStats(scale=scale, zero_point=zero_point)
+  for i in range(3):
+    fast.update_int8(ref[i], levels[i])
+    exact.update(ref[i], dequantized[i])
+  assert fast.count == exact.count == ref.size
+  assert fast.sqnr_db == pytest.approx(exact.sqnr_db, abs=1e-4)
+  assert fast.mse == pytest.approx(exact.mse, rel=1e-5)
+  assert fast.cosine_similarity == pytest.approx(exact.cosine_similarity, rel=1e-6)
+  np.testing.assert_array_equal(fast.quantized_hist, exact.quantized_hist)
+  # float32 vs float64 division may round a value lying on a half-level boundary differently.
+  assert np.abs(fast.reference_hist - exact.reference_hist).sum() <= 10
+  assert fast.kl_divergence == pytest.approx(exact.kl_divergence, rel=1e-3, abs=1e-7)
+
+
 finite = hnp.arrays(np.float64, st.integers(1, 50),
                     elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
 

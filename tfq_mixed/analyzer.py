@@ -9,6 +9,7 @@ accumulated batch by batch; no pass holds more than one batch of activations.
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional
 
 import keras
@@ -110,7 +111,8 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # Not allocated: only its constant filters are read, which needs no allocation and works for
   # inputs with dynamic dimensions (allocating those fails before a resize).
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
-  int8_interpreter = _tflite_private.make_interpreter(int8_model, preserve_all_tensors=True)
+  int8_interpreter = _tflite_private.make_interpreter(int8_model, preserve_all_tensors=True,
+                                                     num_threads=os.cpu_count() or 1)
   int8_ops = _align_int8_ops(calibration, int8_interpreter)
 
   # Which node's output stands for which layer's output: the node's last layer, last node wins.
