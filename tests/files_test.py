@@ -64,6 +64,18 @@ def test_save_writes_exactly_the_three_files(results, tmp_path):
   assert (tmp_path / "new" / "nested" / writer.MODEL_FILE).read_bytes() == result.tflite
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_get_the_umask_mode_not_the_temp_files_0600(results, tmp_path, umask):
+  result, _ = results
+  previous = os.umask(umask)
+  try:
+    result.save(tmp_path / "out")
+  finally:
+    os.umask(previous)
+  for name in FILES:
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / name).st_mode) == 0o666 & ~umask, name
+
+
 def test_existing_files_are_not_clobbered_without_overwrite(results, tmp_path):
   first, second = results
   first.save(tmp_path)
