@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ("quantize", "analyze", "sweep", "benchmark")
+TOOLS = ("quantize", "analyze", "sweep", "benchmark", "export_onnx")
 FLAGS = flags.FLAGS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -208,6 +208,17 @@ def test_benchmark(digits_analysis, digits, tmp_path, capsys):
                   f"--out={tmp_path / 'b.csv'}") == 0
   rows = _csv(tmp_path / "b.csv")
   assert len(rows) == 1 and float(rows[0]["latency_ratio"]) == 1.0
+  # A list of thread counts: one table each, N is the CPU count, duplicates dropped.
+  assert run_tool("benchmark", f"--model={paths[0]}", f"--model={paths[1]}", "--runs=3",
+                  "--warmup=1", "--threads=1,2,N,2", f"--out={tmp_path / 't.json'}") == 0
+  records = json.loads((tmp_path / "t.json").read_text())
+  counts = list(dict.fromkeys([1, 2, os.cpu_count()]))
+  assert [(r["threads"], r["name"]) for r in records] == [
+      (t, n) for t in counts for n in ("float.tflite", "int8.tflite")]
+  assert all(r["latency_ratio"] == 1.0 for r in records if r["name"] == "float.tflite")
+  assert capsys.readouterr().out.count("latency / float.tflite") == len(counts)
+  with pytest.raises(app.UsageError, match="--threads"):
+    run_tool("benchmark", f"--model={paths[0]}", "--threads=1,zero")
   (tmp_path / "junk.tflite").write_bytes(b"not a model")
   assert run_tool("benchmark", f"--model={tmp_path / 'junk.tflite'}") == 1
   assert "junk.tflite" in capsys.readouterr().err
@@ -254,3 +265,20 @@ def test_quantize_accepts_a_savedmodel_with_a_warning(digits, tmp_path, capsys):
   config = json.loads((tmp_path / "q" / "config.json").read_text())
   assert config["layers"] == [["tfsm_layer", "TFSMLayer"]] and config["num_samples"] == 32
   assert (tmp_path / "q" / "model.tflite").stat().st_size > 10_000
+
+
+def test_export_onnx(digits_analysis, tmp_path, capsys):
+  reason = "tools/export_onnx.py needs tf2onnx and onnx: pip install -e '.[onnx]'"
+  pytest.importorskip("tf2onnx", reason=reason)
+  onnx = pytest.importorskip("onnx", reason=reason)
+  from tfq_mixed import onnx_export
+  result = digits_analysis.quantize(0.9)
+  result.save(str(tmp_path / "out"))
+  target = tmp_path / "m.onnx"
+  assert run_tool("export_onnx", f"--tflite={tmp_path / 'out'}", f"--onnx={target}") == 0
+  model = onnx.load(str(target))
+  assert onnx_export.config_of(model) == json.loads(result.config.to_json())
+  ops = onnx_export.compute_ops(model)
+  assert f"{sum(op.int8 for op in ops)} of {len(ops)} weighted ops int8" in capsys.readouterr().out
+  assert run_tool("export_onnx", f"--tflite={tmp_path / 'out'}", f"--onnx={target}") == 1
+  assert "--overwrite" in capsys.readouterr().err

@@ -422,3 +422,12 @@ class Result:
         CONFIG_FILE: self.config.to_json().encode(),
         REPORT_FILE: report.to_csv(self.report_rows()).encode(),
     }, overwrite=overwrite)
+
+  def to_onnx(self, path: str, *, opset: Optional[int] = None) -> str:
+    """Writes the mixed model as a QDQ ONNX file (via tf2onnx), atomically; returns `path`.
+
+    Int8 ops become QuantizeLinear/DequantizeLinear groups, the layers kept float stay float ops,
+    so ONNX Runtime and TensorRT run the same mix. Needs `pip install "tfq_mixed[onnx]"`.
+    """
+    from tfq_mixed import onnx_export  # pylint: disable=g-import-not-at-top
+    return onnx_export.export(self, path, opset=opset)

@@ -1,4 +1,4 @@
-"""Command-line tools of tfq_mixed (absl flags): quantize, analyze, sweep, benchmark.
+"""Command-line tools of tfq_mixed (absl flags): quantize, analyze, sweep, benchmark, export_onnx.
 
 Run them from a checkout (`python tools/quantize.py --helpfull`) or, once installed, by name
 (`tfq-quantize --helpfull`).

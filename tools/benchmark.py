@@ -2,10 +2,11 @@
 
 Each model runs on LiteRT with its default XNNPACK delegate, batch 1, --warmup untimed invokes then
 --runs timed ones, round-robin over the models so that load on a shared machine hits all alike. The
-median is reported, with each model's latency divided by the first model's.
+median is reported, with each model's latency divided by the first model's. --threads takes a list:
+each thread count is timed in its own round-robin pass and reported in its own table.
 
 Example:
-  python tools/benchmark.py --model=float.tflite --model=mixed.tflite --threads=4
+  python tools/benchmark.py --model=float.tflite --model=mixed.tflite --threads=1,2,N
 """
 
 import csv
@@ -25,7 +26,10 @@ import tools  # pylint: disable=g-import-not-at-top,wrong-import-position
 _MODELS = flags.DEFINE_multi_string(
     "model", None,
     "A .tflite file to time; repeat the flag for several. The first is the baseline of the ratios.")
-_THREADS = flags.DEFINE_integer("threads", 1, "Interpreter (XNNPACK) threads.", lower_bound=1)
+_THREADS = flags.DEFINE_list(
+    "threads", ["1"],
+    "Interpreter (XNNPACK) threads: one count or a comma-separated list, e.g. 1,2,N; N is this "
+    "machine's CPU count (os.cpu_count()). Each count gets its own timing pass and table.")
 _RUNS = flags.DEFINE_integer("runs", 50, "Timed invokes per model; the median is reported.",
                              lower_bound=1)
 _WARMUP = flags.DEFINE_integer(
@@ -35,6 +39,25 @@ _OUT = flags.DEFINE_string(
     "out", None, "Also write the figures to this file: .json (a list of records) or .csv.")
 
 
+def parse_threads(values) -> list[int]:
+  """--threads values ('1', '2', 'N') -> distinct positive ints, in the given order."""
+  counts = []
+  for value in values:
+    text = value.strip()
+    count = (os.cpu_count() or 1) if text.upper() == "N" else None
+    if count is None:
+      try:
+        count = int(text)
+      except ValueError:
+        count = 0
+    if count < 1:
+      raise app.UsageError(f"--threads takes positive ints or N (the CPU count), comma-separated, "
+                           f"e.g. --threads=1,2,N. Received: --threads={','.join(values)}.")
+    if count not in counts:
+      counts.append(count)
+  return counts
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
@@ -42,6 +65,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if _OUT.value and not _OUT.value.endswith((".json", ".csv")):
     raise app.UsageError(f"--out must end in .json or .csv. Received: --out={_OUT.value}.")
+  thread_counts = parse_threads(_THREADS.value or ["1"])
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed import latency, writer  # pylint: disable=g-import-not-at-top
   models = {}
@@ -50,11 +74,12 @@ def main(argv):
     for name, path in zip(names, _MODELS.value):
       with open(path, "rb") as f:
         models[path if names.count(name) > 1 else name] = f.read()
-    results = latency.compare(models, threads=_THREADS.value, runs=_RUNS.value,
-                              warmup=_WARMUP.value, verbose=True)
+    tables = [latency.compare(models, threads=threads, runs=_RUNS.value, warmup=_WARMUP.value,
+                              verbose=True) for threads in thread_counts]
     if _OUT.value:
-      base = results[0].median_ms
-      records = [dict(r.to_dict(), latency_ratio=round(r.median_ms / base, 6)) for r in results]
+      # Ratios are to the first model at the same thread count.
+      records = [dict(r.to_dict(), latency_ratio=round(r.median_ms / results[0].median_ms, 6))
+                 for results in tables for r in results]
       if _OUT.value.endswith(".json"):
         text = json.dumps(records, indent=2, sort_keys=True) + "\n"
       else:
@@ -68,7 +93,7 @@ def main(argv):
   except (tfq_mixed.TfqMixedError, OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(latency.render(results))
+  print("\n\n".join(latency.render(results) for results in tables))
   if _OUT.value:
     print("wrote", _OUT.value)
   return 0
