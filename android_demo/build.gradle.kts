@@ -1,0 +1,6 @@
+// Versions: gradle/libs.versions.toml.
+plugins {
+  alias(libs.plugins.android.application) apply false
+  alias(libs.plugins.kotlin.android) apply false
+  alias(libs.plugins.kotlin.jvm) apply false
+}
