@@ -30,8 +30,15 @@ def _targets() -> dict[str, dict]:
     source = f.read()
   exec(compile(source, "BUILD", "exec"),  # pylint: disable=exec-used
        {"__builtins__": {"len": len}, "py_library": rule("py_library"), "py_test": rule("py_test"),
-        "package": lambda **_: None})
+        "package": lambda **_: None, "glob": _glob})
   return targets
+
+
+def _glob(include, exclude=()):
+  """Bazel's glob() over the tracked files (the `exclude` patterns are fnmatch-style)."""
+  import fnmatch  # pylint: disable=g-import-not-at-top
+  files = set().union(*(_tracked(p) for p in include))
+  return sorted(f for f in files if not any(fnmatch.fnmatch(f, e) for e in exclude))
 
 
 def _tracked(pattern: str) -> set[str]:
