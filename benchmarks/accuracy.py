@@ -287,6 +287,7 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
         "activation_sqnr_db": first("activation_sqnr_db"),
         "fused_weight_sqnr_db": first("fused_weight_sqnr_db"),
         "channel_weight_sqnr_db": first("channel_weight_sqnr_db"),
+        "op_sqnr_db": first("op_sqnr_db"),
         "quantune_score": scores.get(node.index),
         "quantune_paper_rank": paper_rank.get(node.index),
         "oracle_top1_change": oracle.node_scores.get(node.index) if oracle else None,

@@ -133,8 +133,9 @@ def render_markdown(report: dict, figures=()) -> str:
       "selector; `random` = mean ± std over seeds "
       f"{report['random_seeds']}; latency: XNNPACK, 1 thread, median of {report['latency_runs']} "
       "round-robin runs, relative to the full-int8 model timed in the same loop",
-      f"- default ranker `{default}`: noise removed per float MAC, from the same two passes as the "
-      "paper (label-free, O(n)); `quantune_paper`: Algorithm 2 as published",
+      f"- default ranker `{default}`: noise each node adds by itself (layer-wise NumericVerify in "
+      "the int8 pass) per float MAC, from the same two passes as the paper (label-free, O(n)); "
+      "`quantune_paper`: Algorithm 2 as published",
       "",
   ]
   check_rows = checks(report)
@@ -280,9 +281,10 @@ def plot_nodes(config: dict, path: str) -> str:
   fig, axes = plt.subplots(4, 1, figsize=(max(9, 0.16 * len(nodes) + 4), 11), sharex=True)
   ax = axes[0]
   for key, style, label in (("activation_sqnr_db", "o-", "activation SQNR (node output)"),
+                            ("op_sqnr_db", "D-", "op SQNR: noise the node adds by itself"),
                             ("fused_weight_sqnr_db", "s:", "weight SQNR, whole tensor"),
                             ("channel_weight_sqnr_db", "^--", "weight SQNR, mean per channel")):
-    ax.plot(x, [np.nan if n[key] is None else n[key] for n in nodes], style, markersize=3,
+    ax.plot(x, [np.nan if n.get(key) is None else n[key] for n in nodes], style, markersize=3,
             label=label)
   ax.set_ylabel("dB")
   ax.legend(fontsize=7)

@@ -73,47 +73,45 @@ def _node_layer(i, node, macs, **metrics):
 
 
 def test_quantune_ranks_noise_removed_per_float_mac():
-  # Nodes 1 and 2 multiply the noise they receive alike (x4 in power, 6 dB), node 3 adds nothing.
+  # op_sqnr_db: the noise each node adds by itself. Nodes 1 and 2 add the same (20 dB), node 2 with
+  # 100x fewer MACs; node 3 adds 10x more noise (10 dB) than node 1 with 10x its MACs.
   table = [
-      _node_layer(0, 0, 100, activation_sqnr_db=40.0, channel_weight_sqnr_db=60.0),
-      _node_layer(1, 1, 1000, activation_sqnr_db=40.0 - 6.0206, channel_weight_sqnr_db=60.0),
-      _node_layer(2, 2, 10, activation_sqnr_db=40.0 - 2 * 6.0206, channel_weight_sqnr_db=60.0),
-      _node_layer(3, 3, 10, activation_sqnr_db=40.0 - 2 * 6.0206, channel_weight_sqnr_db=60.0),
+      _node_layer(0, 0, 100, op_sqnr_db=40.0),
+      _node_layer(1, 1, 1000, op_sqnr_db=20.0),
+      _node_layer(2, 2, 10, op_sqnr_db=20.0),
+      _node_layer(3, 3, 10000, op_sqnr_db=10.0),
   ]
   scores = rankers.quantune.node_scores(table)
-  assert scores[1] == pytest.approx(3.0 / 1000, rel=1e-3)
-  assert scores[2] == pytest.approx(3.0 / 10, rel=1e-3)
-  # Same benefit, 100x fewer MACs: node 2 first; node 3 (no growth) after both.
+  assert scores[1] == pytest.approx(0.01 / 1000)
+  assert scores[2] == pytest.approx(0.01 / 10)
+  assert scores[3] == pytest.approx(scores[1])
   order = rankers.rank(table, "quantune")
-  assert order.index("n2_2") < order.index("n1_1") < order.index("n3_3")
-  # The paper's order ignores MACs: it is not the same.
+  assert order[0] == "n2_2" and order.index("n1_1") < order.index("n3_3") < order.index("n0_0")
+  # The paper's order ignores MACs and this metric: it is not the same.
   assert rankers.rank(table, "quantune_paper") != order
 
 
-def test_quantune_sees_per_channel_weight_noise_the_tensor_sqnr_hides():
-  # Both nodes look alike by activation and whole-tensor weight SQNR; node 2's small channels are
-  # starved by a per-tensor scale (mean per-channel SQNR 10 dB).
+def test_quantune_falls_back_to_per_channel_weight_noise():
+  # Without op_sqnr_db (configs of older versions), the node's own weight noise per output channel
+  # is used: node 2's small channels are starved by a per-tensor scale, which the whole-tensor SQNR
+  # (alike for all three) hides.
   table = [
-      _node_layer(0, 0, 10, activation_sqnr_db=30.0, fused_weight_sqnr_db=35.0,
-                  channel_weight_sqnr_db=35.0),
-      _node_layer(1, 1, 10, activation_sqnr_db=30.0, fused_weight_sqnr_db=35.0,
-                  channel_weight_sqnr_db=35.0),
-      _node_layer(2, 2, 10, activation_sqnr_db=30.0, fused_weight_sqnr_db=35.0,
-                  channel_weight_sqnr_db=10.0),
+      _node_layer(0, 0, 10, fused_weight_sqnr_db=35.0, channel_weight_sqnr_db=35.0),
+      _node_layer(1, 1, 10, fused_weight_sqnr_db=35.0, channel_weight_sqnr_db=35.0),
+      _node_layer(2, 2, 10, fused_weight_sqnr_db=35.0, channel_weight_sqnr_db=10.0),
   ]
   assert rankers.rank(table, "quantune")[0] == "n2_2"
-  # Without the per-channel metric (configs of older versions), the whole-tensor one is used.
   older = [dataclasses.replace(l, channel_weight_sqnr_db=NAN) for l in table]
-  assert rankers.quantune.node_scores(older)[2] == pytest.approx(
-      rankers.quantune.node_scores(older)[1])
+  scores = rankers.quantune.node_scores(older)
+  assert scores[2] == pytest.approx(scores[1]) == pytest.approx(10 ** -3.5 / 10)
 
 
 def test_quantune_keeps_a_nodes_layers_together():
   table = [
-      _node_layer(0, 5, 100, channel_weight_sqnr_db=40.0),  # conv of the fused node 5
-      _node_layer(1, 5, 0, activation_sqnr_db=20.0),         # its BN/ReLU: the node's output
-      _node_layer(2, 6, 10, channel_weight_sqnr_db=20.0, activation_sqnr_db=10.0),
-      _node_layer(3, None, 0),                                # a Dropout: no node, last
+      _node_layer(0, 5, 100),                   # conv of the fused node 5
+      _node_layer(1, 5, 0, op_sqnr_db=30.0),    # its BN/ReLU: the node's output
+      _node_layer(2, 6, 10, op_sqnr_db=20.0),
+      _node_layer(3, None, 0),                  # a Dropout: no node, last
   ]
   order = rankers.rank(table, "quantune")
   assert order == ("n6_2", "n5_0", "n5_1", "nNone_3")

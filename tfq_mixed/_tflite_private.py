@@ -107,11 +107,15 @@ def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
 
 
 def quantize(calibrated_model: bytes, *, per_channel: bool,
-             denylisted_nodes: Sequence[str] = ()) -> bytes:
+             denylisted_nodes: Sequence[str] = (), numeric_verify: bool = False) -> bytes:
   """Quantizes a calibrated model to int8, keeping `denylisted_nodes` in float.
 
   Float input and output, as `TFLiteConverter.convert()` produces for post-training integer
   quantization; read-only buffers are deduplicated as the converter does.
+
+  `numeric_verify=True` makes TensorFlow's QuantizationDebugger model instead: every int8 op gets a
+  float twin fed by its dequantized int8 inputs and a `NumericVerify` op whose output is the
+  difference (layer-wise, not whole-model); the int8 ops themselves are unchanged.
   """
   native_log: list = []
   try:
@@ -122,7 +126,8 @@ def quantize(calibrated_model: bytes, *, per_channel: bool,
           fully_quantize=False,
           input_data_type=tf.float32,
           output_data_type=tf.float32,
-          denylisted_nodes=list(denylisted_nodes) or None)
+          denylisted_nodes=list(denylisted_nodes) or None,
+          enable_numeric_verify=bool(numeric_verify))
   except Exception as e:  # pylint: disable=broad-except
     raise errors.ConversionError(
         f"TensorFlow Lite failed to quantize the calibrated model: {e}\n"

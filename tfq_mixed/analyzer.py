@@ -26,11 +26,40 @@ from tfq_mixed.qtyping import LayerStats
 
 DEFAULT_BATCH_SIZE = 16
 _QDQ_OPS = ("QUANTIZE", "DEQUANTIZE")
+NUMERIC_VERIFY_OP = "NumericVerify"
+
+
+def _numeric_verify_ops(ops: list[dict]) -> list[dict]:
+  return [op for op in ops if op["op_name"] == NUMERIC_VERIFY_OP]
+
+
+def _twin_outputs(ops: list[dict]) -> set[int]:
+  """Output tensors of the reference twins a numeric-verify model adds (none in a plain model).
+
+  A NumericVerify op's second input is its reference: a float twin's output, or, for ops exact in
+  int8 (MAX_POOL_2D), the DEQUANTIZE of an int8 twin's output.
+  """
+  producer = {t: op for op in ops for t in op["outputs"]}
+  twins = set()
+  for op in _numeric_verify_ops(ops):
+    reference = op["inputs"][1]
+    twins.add(reference)
+    source = producer.get(reference)
+    if source is not None and source["op_name"] == "DEQUANTIZE":
+      twins.add(source["inputs"][0])
+  return twins
 
 
 def _align_int8_ops(calibration: Calibration, int8_interpreter) -> dict[int, dict]:
-  """Calibrated node index -> the same op in the int8 model (matched in order, Q/DQ ops skipped)."""
-  int8_ops = [op for op in _tflite_private.ops(int8_interpreter) if op["op_name"] not in _QDQ_OPS]
+  """Calibrated node index -> the same op in the int8 model (matched in order, Q/DQ ops skipped).
+
+  In a numeric-verify model (`_tflite_private.quantize(numeric_verify=True)`) the NumericVerify ops
+  and the float twins feeding them are skipped too.
+  """
+  all_ops = _tflite_private.ops(int8_interpreter)
+  twins = _twin_outputs(all_ops)
+  int8_ops = [op for op in all_ops if op["op_name"] not in _QDQ_OPS
+              and op["op_name"] != NUMERIC_VERIFY_OP and op["outputs"][0] not in twins]
   float_nodes = [n for n in calibration.nodes if n.op_type not in _QDQ_OPS]
   if [n.op_type for n in float_nodes] != [op["op_name"] for op in int8_ops]:
     # Quantization changed the graph beyond adding Q/DQ ops: match by name only.
@@ -111,9 +140,18 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # Not allocated: only its constant filters are read, which needs no allocation and works for
   # inputs with dynamic dimensions (allocating those fails before a resize).
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
-  int8_interpreter = _tflite_private.make_interpreter(int8_model, preserve_all_tensors=True,
+  # The int8 pass runs TensorFlow's numeric-verify build of the same int8 model: its int8 ops are
+  # those of `int8_model`, and each has a float twin fed by its dequantized int8 inputs, so one pass
+  # also gives the noise each op adds by itself (`op_sqnr_db`), as the QuantizationDebugger does.
+  verify_model = _tflite_private.quantize(calibration.calibrated_model,
+                                          per_channel=calibration.per_channel, numeric_verify=True)
+  int8_interpreter = _tflite_private.make_interpreter(verify_model, preserve_all_tensors=True,
                                                      num_threads=os.cpu_count() or 1)
   int8_ops = _align_int8_ops(calibration, int8_interpreter)
+  node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
+  verify_ops = [op for op in _numeric_verify_ops(_tflite_private.ops(int8_interpreter))
+                if op["inputs"][0] in node_of_int8_output]
+  op_powers = {node_of_int8_output[op["inputs"][0]]: [0.0, 0.0] for op in verify_ops}
 
   # Which node's output stands for which layer's output: the node's last layer, last node wins.
   node_of_layer: dict[int, int] = {}
@@ -182,6 +220,12 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
           stats[i].update_int8(reference, quantized)
         else:
           stats[i].update(reference, quantized)
+      for op in verify_ops:  # (float twin output, its difference to the int8 output)
+        powers = op_powers[node_of_int8_output[op["inputs"][0]]]
+        powers[0] += float(np.sum(np.square(int8_interpreter.get_tensor(op["inputs"][1]),
+                                            dtype=np.float64)))
+        powers[1] += float(np.sum(np.square(int8_interpreter.get_tensor(op["outputs"][0]),
+                                            dtype=np.float64)))
       bar.update()
 
   # Weight metrics, MACs, activation metrics per layer.
@@ -201,6 +245,10 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
           calibrated_interpreter, int8_interpreter, calibrated_ops[node.index],
           int8_ops[node.index])
 
+  # The noise a node adds by itself is reported on the layer whose output the node produces.
+  op_sqnr = {i: metrics.sqnr_from_powers(*op_powers[op_node]) for i, op in compared.items()
+             if i not in skipped
+             for op_node in [node_of_int8_output.get(op["outputs"][0])] if op_node in op_powers}
   weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
   activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
   weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})
@@ -217,6 +265,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
         weight_sqnr_db=weight_sqnr[i],
         fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),
         channel_weight_sqnr_db=channel_sqnr.get(i, math.nan),
+        op_sqnr_db=op_sqnr.get(i, math.nan),
         weight_sqnr_delta=weight_delta.get(i, math.nan),
         activation_sqnr_db=act.sqnr_db if act else math.nan,
         activation_sqnr_delta=activation_delta.get(i, math.nan),

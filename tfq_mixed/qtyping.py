@@ -152,6 +152,10 @@ class LayerStats:
     channel_weight_sqnr_db: the same weights' noise per output channel, relative to that channel's
       power and averaged over channels, in dB: -10 log10(mean_c |dW_c|^2 / |W_c|^2). Per-tensor
       scales starve small channels (depthwise convs), which the whole-tensor SQNR hides.
+    op_sqnr_db: SQNR of the node's int8 output vs the same op run in float on the same
+      (dequantized int8) inputs: the noise this node adds by itself, not what it inherits
+      (TFLite's layer-wise NumericVerify, as the QuantizationDebugger measures it). On the layer
+      whose output the node produces.
     weight_sqnr_delta: Eq. 16 over the weight SQNR series.
     activation_sqnr_db: SQNR of the float layer output vs the dequantized int8 TFLite tensor.
     activation_sqnr_delta: Eq. 16 over the activation SQNR series.
@@ -168,6 +172,7 @@ class LayerStats:
   weight_sqnr_db: float = math.nan
   fused_weight_sqnr_db: float = math.nan
   channel_weight_sqnr_db: float = math.nan
+  op_sqnr_db: float = math.nan
   weight_sqnr_delta: float = math.nan
   activation_sqnr_db: float = math.nan
   activation_sqnr_delta: float = math.nan
@@ -177,7 +182,7 @@ class LayerStats:
 
   METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
                    "activation_sqnr_db", "activation_sqnr_delta", "mse",
-                   "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db")
+                   "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db", "op_sqnr_db")
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)

@@ -244,3 +244,17 @@ def test_config_without_channel_weight_sqnr_still_loads(digits_analysis):
     del record["channel_weight_sqnr_db"]  # written before the metric existed
   config = tfq_mixed.load_config(json.dumps(data))
   assert config.float_nodes
+
+
+def test_op_sqnr_measures_each_nodes_own_noise(digits_analysis):
+  # One per node output, from the NumericVerify twins of the int8 pass; a node's own noise is at
+  # most what has accumulated at its output, so the local SQNR is not below the activation SQNR.
+  measured = [l for l in digits_analysis.layers if not np.isnan(l.activation_sqnr_db)]
+  assert measured
+  for layer in measured:
+    assert np.isfinite(layer.op_sqnr_db)
+    assert layer.op_sqnr_db >= layer.activation_sqnr_db - 0.5
+  # Deep in the network the accumulated noise dominates: the local SQNR is clearly higher.
+  assert np.mean([l.op_sqnr_db - l.activation_sqnr_db for l in measured]) > 3.0
+  assert all(np.isnan(l.op_sqnr_db) for l in digits_analysis.layers
+             if np.isnan(l.activation_sqnr_db))

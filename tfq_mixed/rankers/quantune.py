@@ -57,22 +57,20 @@ def _last(values) -> float:
 
 
 def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
-  """Per TFLite node: the quantization noise it adds, relative, per MAC kept float (`quantune`).
+  """Per TFLite node: the quantization noise keeping it float removes, per float MAC (`quantune`).
 
-  From the two analysis passes, per node (its layers' metrics):
+  The noise a node adds by itself is `op_sqnr_db`: its int8 output against the same op run in
+  float on the same dequantized int8 inputs, measured in the int8 pass (TFLite's layer-wise
+  NumericVerify). Unlike the activation SQNR (Eq. 6 on the layer output) it excludes the noise the
+  node inherits, and unlike the SQNR delta (Eq. 16) it needs no neighbour: it is what keeping this
+  node float takes away. In linear power, relative to the node's output power:
+  `10^(-op_sqnr_db / 10)`.
 
-  * activation growth: how much the node multiplies the noise it receives,
-    `n_out / n_in - 1`, with `n = 10^(-SQNR/10)` (Eq. 6 in linear power) at its output and at the
-    previous measured output in execution order. Eq. 16 takes the same two SQNRs in dB and divides
-    by the layer distance; a ratio of powers is what adds up along the network, and the distance
-    only shrinks the delta of nodes after unmeasured layers.
-  * weight share: the node's own weight noise relative to its output noise, `w / n_out`, with `w`
-    from the per-channel weight SQNR (`channel_weight_sqnr_db`; whole-tensor SQNR when absent).
-    Per-tensor scales starve the small channels of depthwise convolutions, which the whole-tensor
-    SQNR, dominated by the large channels, hides.
+  Nodes without it (configs of older versions, nodes with no int8 twin) fall back to their own
+  weight noise per output channel (`channel_weight_sqnr_db`, else the whole-tensor SQNR).
 
-  The node's score is the larger of the two, divided by its MACs: the float budget is counted in
-  MACs (Eq. 17), so the best use of it removes the most noise per float MAC (a fractional knapsack,
+  The score is that noise divided by the node's MACs: the float budget is counted in MACs
+  (Eq. 17), so the best use of it removes the most noise per float MAC (a fractional knapsack,
   filled greedily in this order by the selector).
 
   Returns:
@@ -83,25 +81,16 @@ def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
     if layer.node is not None:
       by_node.setdefault(layer.node, []).append(layer)
   scores: dict[int, float] = {}
-  previous_noise = math.nan
-  for node, members in sorted(by_node.items(), key=lambda kv: min(l.index for l in kv[1])):
+  for node, members in by_node.items():
     macs = sum(l.macs for l in members)
-    output_noise = _noise_power(_last(l.activation_sqnr_db for l in members))
-    weight_db = _last(l.channel_weight_sqnr_db for l in members)
-    if math.isnan(weight_db):
-      weight_db = _last(l.fused_weight_sqnr_db for l in members)
-    if math.isnan(weight_db):
-      weight_db = _last(l.weight_sqnr_db for l in members)
-    weight_noise = _noise_power(weight_db)
-    reference = output_noise if not math.isnan(output_noise) else previous_noise
-    growth = (output_noise / previous_noise - 1.0
-              if not math.isnan(output_noise) and previous_noise > 0 else math.nan)
-    share = weight_noise / reference if not math.isnan(weight_noise) and reference > 0 else math.nan
-    benefit = max((v for v in (growth, share, 0.0) if not math.isnan(v)))
-    if macs > 0:
-      scores[node] = benefit / macs
-    if not math.isnan(output_noise):
-      previous_noise = output_noise
+    if macs <= 0:
+      continue
+    noise = _noise_power(_last(getattr(l, "op_sqnr_db", math.nan) for l in members))
+    for field in ("channel_weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_db"):
+      if not math.isnan(noise):
+        break
+      noise = _noise_power(_last(getattr(l, field) for l in members))
+    scores[node] = (0.0 if math.isnan(noise) else noise) / macs
   return scores
 
 
@@ -109,8 +98,9 @@ def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
 def quantune(layers: Sequence[LayerStats], random_state: int = 0) -> list[str]:
   """Our default: nodes by noise removed per float MAC (`node_scores`), label-free, O(n).
 
-  The same two passes as Algorithm 2, but (1) noise measured in linear power and relative to what
-  the node receives, (2) per-channel weight noise, (3) benefit per MAC, since the budget is in MACs.
+  The same two passes as Algorithm 2, but (1) the noise each node adds by itself (layer-wise
+  NumericVerify in the int8 pass) instead of SQNRs that mix in inherited noise, (2) in linear
+  power, (3) per float MAC, since the budget is in MACs.
   Layers of one node stay together (the node's layers in execution order); layers without a
   compute node follow, in execution order. See benchmarks/results/accuracy.md for the comparison.
   """
