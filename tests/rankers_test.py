@@ -91,6 +91,24 @@ def test_quantune_ranks_noise_removed_per_float_mac():
   assert rankers.rank(table, "quantune_paper") != order
 
 
+def test_quantune_ranks_error_beyond_output_rounding_per_float_mac():
+  # op_error_lsb: the RMS error each node adds by itself, in steps of its int8 output. Rounding
+  # alone (1/sqrt(12) step) comes back at the next int8 op: nothing to gain from node 0.
+  rounding = math.sqrt(1.0 / 12.0)
+  table = [
+      _node_layer(0, 0, 10, op_error_lsb=rounding, op_sqnr_db=10.0),
+      _node_layer(1, 1, 1000, op_error_lsb=2.0),
+      _node_layer(2, 2, 10, op_error_lsb=1.0),
+      _node_layer(3, 3, 10, op_sqnr_db=0.0),  # float output: no step to measure in
+  ]
+  scores = rankers.quantune.node_scores(table)
+  assert scores[0] == 0.0
+  assert scores[1] == pytest.approx((4.0 - 1.0 / 12.0) / 1000)
+  assert scores[2] == pytest.approx((1.0 - 1.0 / 12.0) / 10)
+  # Node 2 removes less error than node 1 but 100x cheaper; unmeasured node 3 comes last.
+  assert rankers.rank(table, "quantune") == ("n2_2", "n1_1", "n0_0", "n3_3")
+
+
 def test_quantune_falls_back_to_per_channel_weight_noise():
   # Without op_sqnr_db (configs of older versions), the node's own weight noise per output channel
   # is used: node 2's small channels are starved by a per-tensor scale, which the whole-tensor SQNR

@@ -151,7 +151,13 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
   verify_ops = [op for op in _numeric_verify_ops(_tflite_private.ops(int8_interpreter))
                 if op["inputs"][0] in node_of_int8_output]
-  op_powers = {node_of_int8_output[op["inputs"][0]]: [0.0, 0.0] for op in verify_ops}
+  op_powers = {node_of_int8_output[op["inputs"][0]]: [0.0, 0.0, 0] for op in verify_ops}
+  op_scale = {}
+  for op in verify_ops:
+    scales = _tflite_private.tensor_details(int8_interpreter, op["inputs"][0])[
+        "quantization_parameters"]["scales"]
+    if scales.size == 1 and scales[0] > 0:
+      op_scale[node_of_int8_output[op["inputs"][0]]] = float(scales[0])
 
   # Which node's output stands for which layer's output: the node's last layer, last node wins.
   node_of_layer: dict[int, int] = {}
@@ -220,12 +226,13 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
           stats[i].update_int8(reference, quantized)
         else:
           stats[i].update(reference, quantized)
-      for op in verify_ops:  # (float twin output, its difference to the int8 output)
+      for op in verify_ops:  # (float twin output, its difference to the int8 output, size)
         powers = op_powers[node_of_int8_output[op["inputs"][0]]]
         powers[0] += float(np.sum(np.square(int8_interpreter.get_tensor(op["inputs"][1]),
                                             dtype=np.float64)))
-        powers[1] += float(np.sum(np.square(int8_interpreter.get_tensor(op["outputs"][0]),
-                                            dtype=np.float64)))
+        difference = int8_interpreter.get_tensor(op["outputs"][0])
+        powers[1] += float(np.sum(np.square(difference, dtype=np.float64)))
+        powers[2] += difference.size
       bar.update()
 
   # Weight metrics, MACs, activation metrics per layer.
@@ -246,9 +253,13 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
           int8_ops[node.index])
 
   # The noise a node adds by itself is reported on the layer whose output the node produces.
-  op_sqnr = {i: metrics.sqnr_from_powers(*op_powers[op_node]) for i, op in compared.items()
-             if i not in skipped
-             for op_node in [node_of_int8_output.get(op["outputs"][0])] if op_node in op_powers}
+  op_node = {i: node_of_int8_output.get(op["outputs"][0]) for i, op in compared.items()
+             if i not in skipped}
+  op_sqnr = {i: metrics.sqnr_from_powers(*op_powers[n][:2]) for i, n in op_node.items()
+             if n in op_powers}
+  # RMS of the node's own error in steps of its int8 output (the TFLite debugger's RMSE / scale).
+  op_error = {i: math.sqrt(op_powers[n][1] / op_powers[n][2]) / op_scale[n]
+              for i, n in op_node.items() if n in op_powers and n in op_scale and op_powers[n][2]}
   weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
   activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
   weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})
@@ -266,6 +277,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
         fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),
         channel_weight_sqnr_db=channel_sqnr.get(i, math.nan),
         op_sqnr_db=op_sqnr.get(i, math.nan),
+        op_error_lsb=op_error.get(i, math.nan),
         weight_sqnr_delta=weight_delta.get(i, math.nan),
         activation_sqnr_db=act.sqnr_db if act else math.nan,
         activation_sqnr_delta=activation_delta.get(i, math.nan),

@@ -156,6 +156,8 @@ class LayerStats:
       (dequantized int8) inputs: the noise this node adds by itself, not what it inherits
       (TFLite's layer-wise NumericVerify, as the QuantizationDebugger measures it). On the layer
       whose output the node produces.
+    op_error_lsb: the same error, RMS, in steps of the node's int8 output (per-tensor scale): the
+      TFLite QuantizationDebugger's "RMSE / scale". Rounding alone gives 1/sqrt(12) = 0.29.
     weight_sqnr_delta: Eq. 16 over the weight SQNR series.
     activation_sqnr_db: SQNR of the float layer output vs the dequantized int8 TFLite tensor.
     activation_sqnr_delta: Eq. 16 over the activation SQNR series.
@@ -173,6 +175,7 @@ class LayerStats:
   fused_weight_sqnr_db: float = math.nan
   channel_weight_sqnr_db: float = math.nan
   op_sqnr_db: float = math.nan
+  op_error_lsb: float = math.nan
   weight_sqnr_delta: float = math.nan
   activation_sqnr_db: float = math.nan
   activation_sqnr_delta: float = math.nan
@@ -182,7 +185,8 @@ class LayerStats:
 
   METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
                    "activation_sqnr_db", "activation_sqnr_delta", "mse",
-                   "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db", "op_sqnr_db")
+                   "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db", "op_sqnr_db",
+                   "op_error_lsb")
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)

@@ -56,22 +56,28 @@ def _last(values) -> float:
   return finite[-1] if finite else math.nan
 
 
+ROUNDING_LSB2 = 1.0 / 12.0
+"""Mean squared error of rounding to the int8 grid, in output steps squared (uniform error)."""
+
+
 def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
-  """Per TFLite node: the quantization noise keeping it float removes, per float MAC (`quantune`).
+  """Per TFLite node: the quantization error keeping it float removes, per float MAC (`quantune`).
 
-  The noise a node adds by itself is `op_sqnr_db`: its int8 output against the same op run in
-  float on the same dequantized int8 inputs, measured in the int8 pass (TFLite's layer-wise
-  NumericVerify). Unlike the activation SQNR (Eq. 6 on the layer output) it excludes the noise the
-  node inherits, and unlike the SQNR delta (Eq. 16) it needs no neighbour: it is what keeping this
-  node float takes away. In linear power, relative to the node's output power:
-  `10^(-op_sqnr_db / 10)`.
+  The error a node adds by itself is measured in the int8 pass (layer-wise NumericVerify: the int8
+  op against its float twin on the same dequantized inputs), as RMS in steps of its int8 output
+  (`op_error_lsb`, the TFLite debugger's RMSE / scale). Unlike the activation SQNR (Eq. 6 on the
+  layer output) and its delta (Eq. 16), it leaves out the noise the node inherits, which keeping it
+  float does not remove. Of that error, the rounding of the output to its int8 grid
+  (1/12 step^2) comes back where the next int8 op reads the tensor; what keeping the node float
+  removes is the excess, `max(op_error_lsb^2 - 1/12, 0)` (weights, accumulation, clipping).
 
-  Nodes without it (configs of older versions, nodes with no int8 twin) fall back to their own
-  weight noise per output channel (`channel_weight_sqnr_db`, else the whole-tensor SQNR).
-
-  The score is that noise divided by the node's MACs: the float budget is counted in MACs
-  (Eq. 17), so the best use of it removes the most noise per float MAC (a fractional knapsack,
+  The score is that excess divided by the node's MACs: the float budget is counted in MACs
+  (Eq. 17), so the best use of it removes the most error per float MAC (a fractional knapsack,
   filled greedily in this order by the selector).
+
+  Nodes without `op_error_lsb` (float outputs, configs of older versions) fall back to their own
+  relative noise `10^(-op_sqnr_db / 10)`, else their weight noise per output channel
+  (`channel_weight_sqnr_db`, else the whole-tensor SQNR), per MAC, ranked after the others.
 
   Returns:
     Node index -> score (higher: keep float first). Nodes without MACs are left out.
@@ -80,34 +86,45 @@ def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
   for layer in sorted(layers, key=lambda l: l.index):
     if layer.node is not None:
       by_node.setdefault(layer.node, []).append(layer)
-  scores: dict[int, float] = {}
+  primary: dict[int, float] = {}
+  fallback: dict[int, float] = {}
   for node, members in by_node.items():
     macs = sum(l.macs for l in members)
     if macs <= 0:
       continue
-    noise = _noise_power(_last(getattr(l, "op_sqnr_db", math.nan) for l in members))
-    for field in ("channel_weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_db"):
+    error_lsb = _last(getattr(l, "op_error_lsb", math.nan) for l in members)
+    if not math.isnan(error_lsb):
+      primary[node] = max(error_lsb ** 2 - ROUNDING_LSB2, 0.0) / macs
+      continue
+    noise = math.nan
+    for field in ("op_sqnr_db", "channel_weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_db"):
+      noise = _noise_power(_last(getattr(l, field, math.nan) for l in members))
       if not math.isnan(noise):
         break
-      noise = _noise_power(_last(getattr(l, field) for l in members))
-    scores[node] = (0.0 if math.isnan(noise) else noise) / macs
-  return scores
+    fallback[node] = (0.0 if math.isnan(noise) else noise) / macs
+  return {**fallback, **primary}
+
+
+def _measured_in_steps(layers: Sequence[LayerStats]) -> set[int]:
+  return {l.node for l in layers
+          if l.node is not None and not math.isnan(getattr(l, "op_error_lsb", math.nan))}
 
 
 @register(Ranker.QUANTUNE)
 def quantune(layers: Sequence[LayerStats], random_state: int = 0) -> list[str]:
   """Our default: nodes by noise removed per float MAC (`node_scores`), label-free, O(n).
 
-  The same two passes as Algorithm 2, but (1) the noise each node adds by itself (layer-wise
-  NumericVerify in the int8 pass) instead of SQNRs that mix in inherited noise, (2) in linear
-  power, (3) per float MAC, since the budget is in MACs.
+  The same two passes as Algorithm 2, but (1) the error each node adds by itself (layer-wise
+  NumericVerify in the int8 pass) instead of SQNRs that mix in inherited noise, (2) less the output
+  rounding that stays anyway, (3) per float MAC, since the budget is in MACs.
   Layers of one node stay together (the node's layers in execution order); layers without a
   compute node follow, in execution order. See benchmarks/results/accuracy.md for the comparison.
   """
   del random_state
   scores = node_scores(layers)
+  measured = _measured_in_steps(layers)  # two scales cannot be compared: these first
   ordered = sorted(layers, key=lambda l: l.index)
-  nodes = sorted(scores, key=lambda n: (-scores[n], n))
+  nodes = sorted(scores, key=lambda n: (n not in measured, -scores[n], n))
   ranking = [l.name for n in nodes for l in ordered if l.node == n]
   ranked = set(ranking)
   return ranking + [l.name for l in ordered if l.name not in ranked]
