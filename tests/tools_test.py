@@ -246,11 +246,13 @@ def test_console_scripts_point_at_the_tools():
   with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
     project = tomllib.load(f)
   scripts = project["project"]["scripts"]
-  assert set(scripts) == {f"tfq-{t}" for t in TOOLS}
+  # Console names use dashes (tfq-export-onnx); the modules they run use underscores.
+  assert set(scripts) == {f"tfq-{t.replace('_', '-')}" for t in TOOLS}
   for name, target in scripts.items():
+    tool = name[len("tfq-"):].replace("-", "_")
     module_name, function = target.split(":")
-    assert module_name == f"tools.{name[len('tfq-'):]}"
-    assert callable(getattr(_load_tool(name[len("tfq-"):]), function))
+    assert module_name == f"tools.{tool}"
+    assert callable(getattr(_load_tool(tool), function))
   packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
   assert "tools" in packages  # installed with the package, so the scripts import
 
