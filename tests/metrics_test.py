@@ -120,6 +120,23 @@ def test_streaming_int8_path_matches_the_dequantized_float_path(rng):
   assert fast.kl_divergence == pytest.approx(exact.kl_divergence, rel=1e-3, abs=1e-7)
 
 
+def test_int8_error_powers_against_float64(rng):
+  """Eq. 6's powers of an int8 tensor against its float reference, over several 64K chunks."""
+  scale, zero_point = 0.05, 3
+  reference = rng.normal(size=(2, 100_000)).astype(np.float32)
+  levels = np.clip(np.rint(reference / scale) + zero_point, -128, 127).astype(np.int8)
+  dequantized = (levels.astype(np.float64) - zero_point) * scale
+  signal, noise, size = metrics.int8_error_powers(reference, levels, scale, zero_point)
+  assert size == reference.size
+  assert signal == pytest.approx(np.sum(reference.astype(np.float64)**2), rel=1e-6)
+  assert noise == pytest.approx(np.sum((reference - dequantized)**2), rel=1e-5)
+  # Rounding to the grid: noise ~ scale^2 / 12 per element (the tails clip beyond +/-6.25 sigma).
+  assert noise / size == pytest.approx(scale**2 / 12, rel=0.02)
+  assert metrics.int8_error_powers(reference[:0], levels[:0], scale, zero_point) == (0.0, 0.0, 0)
+  with pytest.raises(ValueError, match="int8"):
+    metrics.int8_error_powers(reference, levels.astype(np.int16), scale, zero_point)
+
+
 finite = hnp.arrays(np.float64, st.integers(1, 50),
                     elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
 

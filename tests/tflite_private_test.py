@@ -60,3 +60,44 @@ def test_analyzer_output_format_and_missing_gpu_checker(digits_analysis):
   assert sorted(i for _, i in parsed.tensors) == list(range(interpreter._interpreter.NumTensors(0)))  # pylint: disable=protected-access
   assert "Your model looks compatible with GPU delegate" in text and parsed.says_compatible
   assert _tflite_private.analyzer_checks_gpu() is False
+
+
+def test_layerwise_twins_are_the_numeric_verify_model_without_its_verify_ops(digits):
+  """The twin model gives what TF's NumericVerify ops output (dequantized int8 - twin), and its
+  int8 ops compute exactly what the plain int8 model computes."""
+  model, images, _ = digits
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.representative_dataset = lambda: ([x[None]] for x in images[:8])
+  calibrated = _tflite_private.calibrate_only(converter)
+  twin_model, twins = _tflite_private.layerwise_twins(calibrated, per_channel=True)
+  verify_model = _tflite_private.quantize(calibrated, per_channel=True, numeric_verify=True)
+  plain_model = _tflite_private.quantize(calibrated, per_channel=True)
+
+  def run(model_bytes):
+    interpreter = _tflite_private.make_interpreter(model_bytes, preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images[8:9])
+    interpreter.invoke()
+    return interpreter
+
+  twin, verify, plain = run(twin_model), run(verify_model), run(plain_model)
+  verify_ops = [op for op in _tflite_private.ops(verify)
+                if op["op_name"] == _tflite_private.NUMERIC_VERIFY_OP]
+  assert verify_ops and not [op for op in _tflite_private.ops(twin)
+                             if op["op_name"] == _tflite_private.NUMERIC_VERIFY_OP]
+  assert twins == {op["inputs"][0]: op["inputs"][1] for op in verify_ops}
+  for op in verify_ops:
+    output, reference = op["inputs"]
+    difference = (_tflite_private.dequantized_tensor(twin, output) - twin.get_tensor(reference))
+    np.testing.assert_allclose(difference, verify.get_tensor(op["outputs"][0]), atol=1e-5)
+  # Leaving the Q/DQ ops and the twins aside, both models run the same ops on the same values.
+  from tfq_mixed import analyzer  # pylint: disable=g-import-not-at-top
+  twin_outputs = analyzer._twin_outputs(_tflite_private.ops(twin), twins)  # pylint: disable=protected-access
+  qdq = ("QUANTIZE", "DEQUANTIZE")
+  twin_ops = [op for op in _tflite_private.ops(twin)
+              if op["op_name"] not in qdq and op["outputs"][0] not in twin_outputs]
+  plain_ops = [op for op in _tflite_private.ops(plain) if op["op_name"] not in qdq]
+  assert [op["op_name"] for op in twin_ops] == [op["op_name"] for op in plain_ops]
+  assert {op["outputs"][0] for op in twin_ops} >= set(twins)
+  for a, b in zip(twin_ops, plain_ops):
+    np.testing.assert_array_equal(twin.get_tensor(a["outputs"][0]), plain.get_tensor(b["outputs"][0]))

@@ -8,6 +8,8 @@ accumulated batch by batch; no pass holds more than one batch of activations.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import math
 import os
 from typing import Optional
@@ -26,40 +28,34 @@ from tfq_mixed.qtyping import LayerStats
 
 DEFAULT_BATCH_SIZE = 16
 _QDQ_OPS = ("QUANTIZE", "DEQUANTIZE")
-NUMERIC_VERIFY_OP = "NumericVerify"
 
 
-def _numeric_verify_ops(ops: list[dict]) -> list[dict]:
-  return [op for op in ops if op["op_name"] == NUMERIC_VERIFY_OP]
+def _twin_outputs(ops: list[dict], twins: dict[int, int]) -> set[int]:
+  """Output tensors of the twins `_tflite_private.layerwise_twins` adds (none in a plain model).
 
-
-def _twin_outputs(ops: list[dict]) -> set[int]:
-  """Output tensors of the reference twins a numeric-verify model adds (none in a plain model).
-
-  A NumericVerify op's second input is its reference: a float twin's output, or, for ops exact in
-  int8 (MAX_POOL_2D), the DEQUANTIZE of an int8 twin's output.
+  A twin's reference is a float twin's output or, for ops exact in int8 (MAX_POOL_2D), the
+  DEQUANTIZE of an int8 twin's output.
   """
   producer = {t: op for op in ops for t in op["outputs"]}
-  twins = set()
-  for op in _numeric_verify_ops(ops):
-    reference = op["inputs"][1]
-    twins.add(reference)
+  outputs = set()
+  for reference in twins.values():
+    outputs.add(reference)
     source = producer.get(reference)
     if source is not None and source["op_name"] == "DEQUANTIZE":
-      twins.add(source["inputs"][0])
-  return twins
+      outputs.add(source["inputs"][0])
+  return outputs
 
 
-def _align_int8_ops(calibration: Calibration, int8_interpreter) -> dict[int, dict]:
+def align_int8_ops(calibration: Calibration, int8_interpreter,
+                   twins: Optional[dict[int, int]] = None) -> dict[int, dict]:
   """Calibrated node index -> the same op in the int8 model (matched in order, Q/DQ ops skipped).
 
-  In a numeric-verify model (`_tflite_private.quantize(numeric_verify=True)`) the NumericVerify ops
-  and the float twins feeding them are skipped too.
+  The twins of `_tflite_private.layerwise_twins` ({int8 output: twin output}) are skipped too.
   """
   all_ops = _tflite_private.ops(int8_interpreter)
-  twins = _twin_outputs(all_ops)
-  int8_ops = [op for op in all_ops if op["op_name"] not in _QDQ_OPS
-              and op["op_name"] != NUMERIC_VERIFY_OP and op["outputs"][0] not in twins]
+  twin_outputs = _twin_outputs(all_ops, twins or {})
+  int8_ops = [op for op in all_ops
+              if op["op_name"] not in _QDQ_OPS and op["outputs"][0] not in twin_outputs]
   float_nodes = [n for n in calibration.nodes if n.op_type not in _QDQ_OPS]
   if [n.op_type for n in float_nodes] != [op["op_name"] for op in int8_ops]:
     # Quantization changed the graph beyond adding Q/DQ ops: match by name only.
@@ -68,6 +64,15 @@ def _align_int8_ops(calibration: Calibration, int8_interpreter) -> dict[int, dic
       by_name.setdefault(_tflite_private.tensor_name(int8_interpreter, op["outputs"][0]), op)
     return {n.index: by_name[n.name] for n in float_nodes if n.name in by_name}
   return {n.index: op for n, op in zip(float_nodes, int8_ops)}
+
+
+def _int8_grid(interpreter, tensor: int) -> Optional[tuple[float, int]]:
+  """(scale, zero point) of a per-tensor int8 tensor, None for any other tensor."""
+  details = _tflite_private.tensor_details(interpreter, tensor)
+  scales = details["quantization_parameters"]["scales"]
+  if details["dtype"] != np.int8 or scales.size != 1 or not scales[0] > 0:
+    return None
+  return float(scales[0]), int(details["quantization_parameters"]["zero_points"][0])
 
 
 def _kernel(layer) -> Optional[np.ndarray]:
@@ -140,24 +145,23 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # Not allocated: only its constant filters are read, which needs no allocation and works for
   # inputs with dynamic dimensions (allocating those fails before a resize).
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
-  # The int8 pass runs TensorFlow's numeric-verify build of the same int8 model: its int8 ops are
-  # those of `int8_model`, and each has a float twin fed by its dequantized int8 inputs, so one pass
-  # also gives the noise each op adds by itself (`op_sqnr_db`), as the QuantizationDebugger does.
-  verify_model = _tflite_private.quantize(calibration.calibrated_model,
-                                          per_channel=calibration.per_channel, numeric_verify=True)
-  int8_interpreter = _tflite_private.make_interpreter(verify_model, preserve_all_tensors=True,
+  # The int8 pass runs the int8 model with the float twins of TensorFlow's numeric-verify build:
+  # its int8 ops are those of `int8_model`, and each has a float twin fed by its dequantized int8
+  # inputs, so one pass also gives the noise each op adds by itself (`op_sqnr_db`), as the
+  # QuantizationDebugger measures it.
+  twin_model, twins = _tflite_private.layerwise_twins(calibration.calibrated_model,
+                                                      per_channel=calibration.per_channel)
+  int8_interpreter = _tflite_private.make_interpreter(twin_model, preserve_all_tensors=True,
                                                      num_threads=os.cpu_count() or 1)
-  int8_ops = _align_int8_ops(calibration, int8_interpreter)
+  int8_ops = align_int8_ops(calibration, int8_interpreter, twins)
   node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
-  verify_ops = [op for op in _numeric_verify_ops(_tflite_private.ops(int8_interpreter))
-                if op["inputs"][0] in node_of_int8_output]
-  op_powers = {node_of_int8_output[op["inputs"][0]]: [0.0, 0.0, 0] for op in verify_ops}
-  op_scale = {}
-  for op in verify_ops:
-    scales = _tflite_private.tensor_details(int8_interpreter, op["inputs"][0])[
-        "quantization_parameters"]["scales"]
-    if scales.size == 1 and scales[0] > 0:
-      op_scale[node_of_int8_output[op["inputs"][0]]] = float(scales[0])
+  # node -> (int8 output tensor, twin output tensor, its int8 grid), for per-tensor int8 outputs.
+  twin_of_node = {}
+  for output, reference in twins.items():
+    grid = _int8_grid(int8_interpreter, output)
+    if output in node_of_int8_output and grid:
+      twin_of_node[node_of_int8_output[output]] = (output, reference, grid)
+  op_powers = {node: [0.0, 0.0, 0] for node in twin_of_node}
 
   # Which node's output stands for which layer's output: the node's last layer, last node wins.
   node_of_layer: dict[int, int] = {}
@@ -189,17 +193,27 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   input_indices = [input_tensors[name] for name in calibration.input_names]
   stats = {}
   for i in wanted:
-    details = _tflite_private.tensor_details(int8_interpreter, compared[i]["outputs"][0])
-    scales = details["quantization_parameters"]["scales"]
-    is_int8 = details["dtype"] == np.int8 and scales.size == 1
-    stats[i] = metrics.StreamingStats(
-        scale=float(scales[0]) if is_int8 else None,
-        zero_point=int(details["quantization_parameters"]["zero_points"][0]) if is_int8 else 0)
+    scale, zero_point = _int8_grid(int8_interpreter, compared[i]["outputs"][0]) or (None, 0)
+    stats[i] = metrics.StreamingStats(scale=scale, zero_point=zero_point)
+
+  def accumulate(pairs, twin_arrays):
+    """Adds one batch to the metrics; runs in a worker while the passes compute the next batch."""
+    for i, reference, quantized in pairs:
+      if stats[i].scale:
+        stats[i].update_int8(reference, quantized)
+      else:
+        stats[i].update(reference, quantized)
+    for node, reference, quantized in twin_arrays:
+      scale, zero_point = twin_of_node[node][2]
+      powers = metrics.int8_error_powers(reference, quantized, scale, zero_point)
+      op_powers[node] = [a + b for a, b in zip(op_powers[node], powers)]
 
   batch_shape = None
   skipped: set[int] = set()
   num_batches = math.ceil(samples.num_samples / batch_size)
-  with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar:
+  pending = None  # The worker's batch: at most two batches of outputs are alive at a time.
+  with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar, \
+       concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
     for batch in samples.batches(batch_size):
       float_outputs = [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
       if batch_shape != batch[0].shape[0]:
@@ -210,29 +224,28 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
       for index, array in zip(input_indices, batch):
         int8_interpreter.set_tensor(index, array)
       int8_interpreter.invoke()
+      read = functools.lru_cache(maxsize=None)(int8_interpreter.get_tensor)  # copies
+      pairs = []
       for i, reference in zip(wanted, float_outputs):
         if i in skipped:
           continue
         tensor = compared[i]["outputs"][0]
         # Per-tensor int8 outputs go in raw: the stats dequantize them chunk by chunk (as
         # `dequantized_tensor` would, in float32) instead of materialising a float copy.
-        raw_int8 = bool(stats[i].scale)
-        quantized = (int8_interpreter.get_tensor(tensor) if raw_int8 else
+        quantized = (read(tensor) if stats[i].scale else
                      _tflite_private.dequantized_tensor(int8_interpreter, tensor))
         if quantized.shape != reference.shape:
           skipped.add(i)  # The op's output is not this layer's output (e.g. a reshape follows).
           continue
-        if raw_int8:
-          stats[i].update_int8(reference, quantized)
-        else:
-          stats[i].update(reference, quantized)
-      for op in verify_ops:  # (float twin output, its difference to the int8 output, size)
-        powers = op_powers[node_of_int8_output[op["inputs"][0]]]
-        powers[0] += float(np.sum(np.square(int8_interpreter.get_tensor(op["inputs"][1]),
-                                            dtype=np.float64)))
-        difference = int8_interpreter.get_tensor(op["outputs"][0])
-        powers[1] += float(np.sum(np.square(difference, dtype=np.float64)))
-        powers[2] += difference.size
+        pairs.append((i, reference, quantized))
+      twin_arrays = [(node, read(reference), read(output))
+                     for node, (output, reference, _) in twin_of_node.items()]
+      if pending is not None:
+        pending.result()
+        bar.update()
+      pending = worker.submit(accumulate, pairs, twin_arrays)
+    if pending is not None:
+      pending.result()
       bar.update()
 
   # Weight metrics, MACs, activation metrics per layer.
@@ -258,8 +271,8 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   op_sqnr = {i: metrics.sqnr_from_powers(*op_powers[n][:2]) for i, n in op_node.items()
              if n in op_powers}
   # RMS of the node's own error in steps of its int8 output (the TFLite debugger's RMSE / scale).
-  op_error = {i: math.sqrt(op_powers[n][1] / op_powers[n][2]) / op_scale[n]
-              for i, n in op_node.items() if n in op_powers and n in op_scale and op_powers[n][2]}
+  op_error = {i: math.sqrt(op_powers[n][1] / op_powers[n][2]) / twin_of_node[n][2][0]
+              for i, n in op_node.items() if n in op_powers and op_powers[n][2]}
   weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
   activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
   weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})

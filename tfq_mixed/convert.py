@@ -157,7 +157,7 @@ def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes) -> 
   ops aside), so the report and the int8 MAC ratio say what the model really runs.
   """
   interpreter = _tflite_private.make_interpreter(int8_model)
-  aligned = analyzer._align_int8_ops(calibration, interpreter)  # pylint: disable=protected-access
+  aligned = analyzer.align_int8_ops(calibration, interpreter)
   unsupported = []
   for node in calibration.nodes:
     op = aligned.get(node.index)

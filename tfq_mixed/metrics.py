@@ -170,6 +170,39 @@ def quantize_symmetric(weights, *, per_channel: bool, axis: int = -1) -> np.ndar
   return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
 
 
+def _dequantize(levels: np.ndarray, zero_point: np.float32, scale: np.float32,
+                out: np.ndarray) -> None:
+  """out = (levels - zero_point) * scale in float32, as TFLite's DEQUANTIZE computes."""
+  np.subtract(levels, zero_point, out=out, dtype=np.float32)
+  np.multiply(out, scale, out=out)
+
+
+def int8_error_powers(reference: np.ndarray, levels: np.ndarray, scale: float,
+                      zero_point: int) -> tuple[float, float, int]:
+  """(sum reference^2, sum (reference - dequantized levels)^2, size): Eq. 6's powers, streamed.
+
+  For an int8 tensor (`levels`, per-tensor `scale` and `zero_point`) against its float reference
+  of the same size, in float32 chunks summed in float64, as `StreamingStats.update_int8`.
+  """
+  reference, levels = np.asarray(reference).reshape(-1), np.asarray(levels).reshape(-1)
+  if reference.size != levels.size or levels.dtype != np.int8:
+    raise ValueError(f"`levels` must be an int8 tensor of the reference's size. Received: "
+                     f"{levels.size} {levels.dtype} values for {reference.size} reference values.")
+  chunk = max(1, min(reference.size, _CHUNK))
+  work = np.empty(chunk, np.float32)
+  zero_point32, scale32 = np.float32(zero_point), np.float32(scale)
+  signal_power = noise_power = 0.0
+  for start in range(0, reference.size, chunk):
+    stop = min(start + chunk, reference.size)
+    r = np.asarray(reference[start:stop], np.float32)
+    w = work[:stop - start]
+    _dequantize(levels[start:stop], zero_point32, scale32, out=w)
+    np.subtract(r, w, out=w)
+    signal_power += float(np.dot(r, r))
+    noise_power += float(np.dot(w, w))
+  return signal_power, noise_power, reference.size
+
+
 @dataclasses.dataclass
 class StreamingStats:
   """Accumulates activation metrics over batches without keeping the activations.
@@ -267,8 +300,7 @@ class StreamingStats:
       r = np.asarray(reference[start:stop], np.float32)
       d = dequantized[:stop - start]
       w = work[:stop - start]
-      np.subtract(levels[start:stop], zero_point32, out=d, dtype=np.float32)
-      np.multiply(d, scale32, out=d)
+      _dequantize(levels[start:stop], zero_point32, scale32, out=d)
       signal_power += float(np.dot(r, r))
       dot += float(np.dot(r, d))
       quantized_power += float(np.dot(d, d))
