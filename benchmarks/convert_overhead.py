@@ -200,17 +200,14 @@ _BREAKDOWN = (
     ("  twin model (its quantize call, then NumericVerify ops taken out)",
      [("tfq_mixed/_tflite_private.py", "layerwise_twins")], None),
     ("analyze_layers: float + int8 passes + metrics", [_ANALYZE_LAYERS], None),
-    # A tf.function is called through TF's traceback-filtering wrapper.
-    ("  float pass (Keras layers, tf.function incl. tracing)",
-     [("traceback_utils.py", "error_handler"), ("polymorphic_function.py", "__call__")],
-     _ANALYZE_LAYERS),
-    ("  int8 pass with float twins (LiteRT invoke)", [("ai_edge_litert/interpreter.py", "invoke")], _ANALYZE_LAYERS),
+    # The float pass (Keras layers) and the metrics run in worker threads, which cProfile does not
+    # see: what shows is the int8 pass and the time the main thread waited for the workers.
+    ("  int8 pass with float twins (LiteRT invoke, one thread, the float pass beside it)",
+     [("ai_edge_litert/interpreter.py", "invoke")], _ANALYZE_LAYERS),
     ("  read int8 tensors (get_tensor, dequantize)",
      [("ai_edge_litert/interpreter.py", "get_tensor"),
       ("tfq_mixed/_tflite_private.py", "dequantized_tensor")], _ANALYZE_LAYERS),
-    # The metrics run in a worker thread, which cProfile does not see: what shows is the time the
-    # passes waited for it.
-    ("  waiting for the metrics worker (StreamingStats, twins' error powers)",
+    ("  waiting for the float pass and metrics workers",
      [("concurrent/futures/_base.py", "result")], _ANALYZE_LAYERS),
     ("  weight SQNR (Keras kernels)", [("tfq_mixed/analyzer.py", "keras_weight_sqnr_db")], None),
     ("  fused weight SQNR (TFLite filters)", [("tfq_mixed/analyzer.py", "_fused_weight_sqnr")],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import math
-import os
 from typing import Optional
 
 import keras
@@ -122,7 +121,8 @@ def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
 
 
 def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
-                   int8_model: bytes, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                   twin_model: bytes, twins: dict[int, int], *,
+                   batch_size: int = DEFAULT_BATCH_SIZE,
                    verbose: bool = False) -> tuple[LayerStats, ...]:
   """Runs the float and int8 passes and returns the metrics of every flattened layer.
 
@@ -130,7 +130,8 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
     model: the Keras model `calibration` was made from.
     calibration: its calibration (nodes mapped to layers).
     samples: the calibration samples.
-    int8_model: the fully-int8 model quantized from `calibration`.
+    twin_model: the fully-int8 model of `calibration` with a float twin beside each int8 op, and
+    twins: {int8 op output: its twin's output}, both from `_tflite_private.layerwise_twins`.
     batch_size: samples per pass step.
     verbose: show progress bars.
 
@@ -146,13 +147,13 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # inputs with dynamic dimensions (allocating those fails before a resize).
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
   # The int8 pass runs the int8 model with the float twins of TensorFlow's numeric-verify build:
-  # its int8 ops are those of `int8_model`, and each has a float twin fed by its dequantized int8
-  # inputs, so one pass also gives the noise each op adds by itself (`op_sqnr_db`), as the
-  # QuantizationDebugger measures it.
-  twin_model, twins = _tflite_private.layerwise_twins(calibration.calibrated_model,
-                                                      per_channel=calibration.per_channel)
+  # its int8 ops are those of the plain int8 model, and each has a float twin fed by its
+  # dequantized int8 inputs, so one pass also gives the noise each op adds by itself
+  # (`op_sqnr_db`), as the QuantizationDebugger measures it.
+  # One thread: the float pass runs beside it, and the results (float twins) do not depend on
+  # the machine's core count.
   int8_interpreter = _tflite_private.make_interpreter(twin_model, preserve_all_tensors=True,
-                                                     num_threads=os.cpu_count() or 1)
+                                                     num_threads=1)
   int8_ops = align_int8_ops(calibration, int8_interpreter, twins)
   node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
   # node -> (int8 output tensor, twin output tensor, its int8 grid), for per-tensor int8 outputs.
@@ -211,11 +212,18 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   batch_shape = None
   skipped: set[int] = set()
   num_batches = math.ceil(samples.num_samples / batch_size)
-  pending = None  # The worker's batch: at most two batches of outputs are alive at a time.
+  def run_float_pass(batch):
+    return [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
+
+  # Three threads share the cores: the float pass of a batch runs beside its int8 pass (one
+  # interpreter thread), and the metrics of the previous batch beside both. At most two batches
+  # of outputs are alive at a time.
+  pending = None
   with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar, \
+       concurrent.futures.ThreadPoolExecutor(max_workers=1) as float_worker, \
        concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
     for batch in samples.batches(batch_size):
-      float_outputs = [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
+      float_future = float_worker.submit(run_float_pass, batch)
       if batch_shape != batch[0].shape[0]:
         batch_shape = batch[0].shape[0]
         for index, array in zip(input_indices, batch):
@@ -224,6 +232,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
       for index, array in zip(input_indices, batch):
         int8_interpreter.set_tensor(index, array)
       int8_interpreter.invoke()
+      float_outputs = float_future.result()
       read = functools.lru_cache(maxsize=None)(int8_interpreter.get_tensor)  # copies
       pairs = []
       for i, reference in zip(wanted, float_outputs):

@@ -54,17 +54,20 @@ class Analysis:
   """
 
   def __init__(self, model_name: str, calibration: calibrator.Calibration,
-               layers: tuple[LayerStats, ...], int8_model: bytes, options: AnalysisOptions,
-               num_samples: int, int8_unsupported_nodes: Optional[tuple[Node, ...]] = None):
+               layers: tuple[LayerStats, ...], options: AnalysisOptions, num_samples: int,
+               int8_unsupported_nodes: tuple[Node, ...]):
     self.model_name = model_name
     self.calibration = calibration
     self.layers = layers
-    self.int8_model = int8_model
     self.options = options
     self.num_samples = num_samples
-    if int8_unsupported_nodes is None:
-      int8_unsupported_nodes = int8_unsupported(calibration, int8_model)
     self.int8_unsupported_nodes = int8_unsupported_nodes
+
+  @functools.cached_property
+  def int8_model(self) -> bytes:
+    """The plain fully-int8 model of this calibration (quantized when first needed)."""
+    return _tflite_private.quantize(self.calibration.calibrated_model,
+                                    per_channel=self.options.per_channel)
 
   @property
   def nodes(self):
@@ -150,14 +153,16 @@ class Analysis:
                          nodes=self.nodes, int8_unsupported_nodes=self.int8_unsupported_nodes)
 
 
-def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes) -> tuple[Node, ...]:
+def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes,
+                     twins: Optional[dict[int, int]] = None) -> tuple[Node, ...]:
   """The calibrated nodes the full-int8 model still runs in float: TFLite has no int8 kernel.
 
   Read from the int8 flatbuffer itself (an op whose output stays floating-point or complex, Q/DQ
-  ops aside), so the report and the int8 MAC ratio say what the model really runs.
+  ops aside), so the report and the int8 MAC ratio say what the model really runs. `int8_model`
+  may be the twin model of `_tflite_private.layerwise_twins` with its `twins`.
   """
   interpreter = _tflite_private.make_interpreter(int8_model)
-  aligned = analyzer.align_int8_ops(calibration, interpreter)
+  aligned = analyzer.align_int8_ops(calibration, interpreter, twins)
   unsupported = []
   for node in calibration.nodes:
     op = aligned.get(node.index)
@@ -218,13 +223,15 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   # 1. Calibrate once.
   calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
                                      verbose=verbose)
-  # 2. Compare float and int8 outputs per Keras layer.
-  int8_model = _tflite_private.quantize(calibration.calibrated_model,
-                                        per_channel=options.per_channel)
-  layers = analyzer.analyze_layers(keras_model, calibration, samples, int8_model,
+  # 2. Compare float and int8 outputs per Keras layer: the int8 model, with a float twin beside
+  #    each int8 op for the noise it adds by itself.
+  twin_model, twins = _tflite_private.layerwise_twins(calibration.calibrated_model,
+                                                      per_channel=options.per_channel)
+  layers = analyzer.analyze_layers(keras_model, calibration, samples, twin_model, twins,
                                    batch_size=_pass_batch_size(keras_model, samples, batch_size),
                                    verbose=verbose)
-  return Analysis(keras_model.name, calibration, layers, int8_model, options, samples.num_samples)
+  return Analysis(keras_model.name, calibration, layers, options, samples.num_samples,
+                  int8_unsupported(calibration, twin_model, twins))
 
 
 def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_channel: bool = True,
