@@ -169,8 +169,8 @@ def _instrument_analyze(sampler: _RssSampler):
     setattr(module, name, wrapper)
 
   labelled(dataset, "load_samples", "read samples")
-  labelled(calibrator, "calibrate", "calibrate (export + TFLite calibration)")
-  labelled(_tflite_private, "quantize", "quantize to int8")
+  labelled(calibrator, "calibrate", "calibrate (trace + TFLite calibration)")
+  labelled(_tflite_private, "layerwise_twins", "quantize (int8 model with float twins)")
   labelled(analyzer, "analyze_layers", "float + int8 passes")
 
 
