@@ -2,8 +2,10 @@
 
 The float pass runs the Keras model layer by layer (unfused: Conv, BN and activation separately); the
 int8 pass runs the fully-int8 TFLite model in the LiteRT interpreter with every intermediate tensor
-preserved. Each Keras layer whose output is also a TFLite op's output is compared. Metrics are
-accumulated batch by batch; no pass holds more than one batch of activations.
+preserved, each int8 op beside a float twin fed by its dequantized inputs (the noise the op adds
+by itself). Each Keras layer whose output is also a TFLite op's output is compared. Metrics are
+accumulated batch by batch in a worker thread, while the passes compute the next batch: at most two
+batches of activations are held at a time.
 """
 
 from __future__ import annotations
@@ -209,12 +211,12 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
       powers = metrics.int8_error_powers(reference, quantized, scale, zero_point)
       op_powers[node] = [a + b for a, b in zip(op_powers[node], powers)]
 
-  batch_shape = None
-  skipped: set[int] = set()
-  num_batches = math.ceil(samples.num_samples / batch_size)
   def run_float_pass(batch):
     return [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
 
+  batch_shape = None
+  skipped: set[int] = set()
+  num_batches = math.ceil(samples.num_samples / batch_size)
   # Three threads share the cores: the float pass of a batch runs beside its int8 pass (one
   # interpreter thread), and the metrics of the previous batch beside both. At most two batches
   # of outputs are alive at a time.
