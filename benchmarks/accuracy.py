@@ -288,7 +288,8 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
         "fused_weight_sqnr_db": first("fused_weight_sqnr_db"),
         "channel_weight_sqnr_db": first("channel_weight_sqnr_db"),
         "op_sqnr_db": first("op_sqnr_db"),
-        "quantune_score": scores.get(node.index),
+        "output_noise_share": first("output_noise_share"),
+        "quantune_score": scores[node.index][1] if node.index in scores else None,
         "quantune_paper_rank": paper_rank.get(node.index),
         "oracle_top1_change": oracle.node_scores.get(node.index) if oracle else None,
         "oracle_cross_entropy_drop": (oracle.detail["cross_entropy_drop"].get(node.index)

@@ -134,7 +134,8 @@ def render_markdown(report: dict, figures=()) -> str:
       f"{report['random_seeds']}; latency: XNNPACK, 1 thread, median of {report['latency_runs']} "
       "round-robin runs, relative to the full-int8 model timed in the same loop",
       f"- default ranker `{default}`: noise each node adds by itself (layer-wise NumericVerify in "
-      "the int8 pass) per float MAC, from the same two passes as the paper (label-free, O(n)); "
+      "the int8 pass), carried to the model output by the gains measured between the two passes, "
+      "per float MAC; the same two passes as the paper (label-free, O(n)); "
       "`quantune_paper`: Algorithm 2 as published",
       "",
   ]
@@ -302,7 +303,7 @@ def plot_nodes(config: dict, path: str) -> str:
   second.legend(fontsize=7, loc="upper right")
   ax = axes[2]
   ax.semilogy(x, [np.nan if not n["quantune_score"] else n["quantune_score"] for n in nodes], "o-",
-              color="tab:red", markersize=3, label="quantune: noise removed per float MAC")
+              color="tab:red", markersize=3, label="quantune: output noise removed per float MAC")
   ax.set_ylabel("quantune score")
   second = ax.twinx()
   second.plot(x, [np.nan if n["debugger_rmse_per_scale"] is None else n["debugger_rmse_per_scale"]
@@ -324,11 +325,11 @@ def plot_nodes(config: dict, path: str) -> str:
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
   oracle = [n["oracle_cross_entropy_drop"] for n in nodes]
   n_nodes = len(nodes)
-  series = (("quantune_score", "quantune score (log)", True),
+  series = (("output_noise_share", "quantune: share of output noise removed (log)", True),
             ("quantune_paper_rank", "quantune_paper position (0 = first)", False),
             ("debugger_rmse_per_scale", "debugger RMSE / scale", False))
   for ax, (key, label, log) in zip(axes, series):
-    values = [n[key] for n in nodes]
+    values = [n.get(key) for n in nodes]
     rho = _spearman(values, oracle)
     if key == "quantune_paper_rank":
       rho = -rho if not math.isnan(rho) else rho

@@ -82,9 +82,9 @@ def test_quantune_ranks_noise_removed_per_float_mac():
       _node_layer(3, 3, 10000, op_sqnr_db=10.0),
   ]
   scores = rankers.quantune.node_scores(table)
-  assert scores[1] == pytest.approx(0.01 / 1000)
-  assert scores[2] == pytest.approx(0.01 / 10)
-  assert scores[3] == pytest.approx(scores[1])
+  assert scores[1] == (2, pytest.approx(0.01 / 1000))
+  assert scores[2] == (2, pytest.approx(0.01 / 10))
+  assert scores[3] == (2, pytest.approx(scores[1][1]))
   order = rankers.rank(table, "quantune")
   assert order[0] == "n2_2" and order.index("n1_1") < order.index("n3_3") < order.index("n0_0")
   # The paper's order ignores MACs and this metric: it is not the same.
@@ -102,9 +102,9 @@ def test_quantune_ranks_error_beyond_output_rounding_per_float_mac():
       _node_layer(3, 3, 10, op_sqnr_db=0.0),  # float output: no step to measure in
   ]
   scores = rankers.quantune.node_scores(table)
-  assert scores[0] == 0.0
-  assert scores[1] == pytest.approx((4.0 - 1.0 / 12.0) / 1000)
-  assert scores[2] == pytest.approx((1.0 - 1.0 / 12.0) / 10)
+  assert scores[0] == (1, 0.0)
+  assert scores[1] == (1, pytest.approx((4.0 - 1.0 / 12.0) / 1000))
+  assert scores[2] == (1, pytest.approx((1.0 - 1.0 / 12.0) / 10))
   # Node 2 removes less error than node 1 but 100x cheaper; unmeasured node 3 comes last.
   assert rankers.rank(table, "quantune") == ("n2_2", "n1_1", "n0_0", "n3_3")
 
@@ -121,7 +121,22 @@ def test_quantune_falls_back_to_per_channel_weight_noise():
   assert rankers.rank(table, "quantune")[0] == "n2_2"
   older = [dataclasses.replace(l, channel_weight_sqnr_db=NAN) for l in table]
   scores = rankers.quantune.node_scores(older)
-  assert scores[2] == pytest.approx(scores[1]) == pytest.approx(10 ** -3.5 / 10)
+  assert scores[2] == scores[1] == (2, pytest.approx(10 ** -3.5 / 10))
+
+
+def test_quantune_ranks_output_noise_removed_per_float_mac_before_older_metrics():
+  # output_noise_share (set by `propagation`): node 1 removes 10x node 2's share of the output
+  # noise with 100x its MACs; node 0 has the largest own error in steps but, from a config of an
+  # older version, no share: scores of the older metric are not comparable, it comes after.
+  table = [
+      _node_layer(0, 0, 10, op_error_lsb=8.0),
+      _node_layer(1, 1, 1000, op_error_lsb=0.5, output_noise_share=0.5),
+      _node_layer(2, 2, 10, op_error_lsb=0.5, output_noise_share=0.05),
+      _node_layer(3, 3, 10, op_error_lsb=0.5, output_noise_share=0.0),
+  ]
+  scores = rankers.quantune.node_scores(table)
+  assert scores[1] == (0, pytest.approx(0.5 / 1000)) and scores[2] == (0, pytest.approx(0.005))
+  assert rankers.rank(table, "quantune") == ("n2_2", "n1_1", "n3_3", "n0_0")
 
 
 def test_quantune_keeps_a_nodes_layers_together():

@@ -17,6 +17,7 @@ from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
 from tfq_mixed import gpu_compatibility
 from tfq_mixed import model_graph
+from tfq_mixed import propagation
 from tfq_mixed import rankers
 from tfq_mixed import segments
 from tfq_mixed import selector
@@ -230,6 +231,9 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   layers = analyzer.analyze_layers(keras_model, calibration, samples, twin_model, twins,
                                    batch_size=_pass_batch_size(keras_model, samples, batch_size),
                                    verbose=verbose)
+  # 2b. Carry each node's own noise to the model output with the gains the two passes measured.
+  layers = propagation.with_output_noise_shares(
+      layers, calibration.nodes, segments.op_inputs(calibration.calibrated_model))
   return Analysis(keras_model.name, calibration, layers, options, samples.num_samples,
                   int8_unsupported(calibration, twin_model, twins))
 

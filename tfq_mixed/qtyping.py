@@ -158,6 +158,9 @@ class LayerStats:
       whose output the node produces.
     op_error_lsb: the same error, RMS, in steps of the node's int8 output (per-tensor scale): the
       TFLite QuantizationDebugger's "RMSE / scale". Rounding alone gives 1/sqrt(12) = 0.29.
+    output_noise_share: share of the model output's quantization noise that keeping this layer's
+      compute node float removes: its own noise carried to the output by the gains measured
+      between the two passes (`propagation`). On the layer with the node's op metrics.
     weight_sqnr_delta: Eq. 16 over the weight SQNR series.
     activation_sqnr_db: SQNR of the float layer output vs the dequantized int8 TFLite tensor.
     activation_sqnr_delta: Eq. 16 over the activation SQNR series.
@@ -176,6 +179,7 @@ class LayerStats:
   channel_weight_sqnr_db: float = math.nan
   op_sqnr_db: float = math.nan
   op_error_lsb: float = math.nan
+  output_noise_share: float = math.nan
   weight_sqnr_delta: float = math.nan
   activation_sqnr_db: float = math.nan
   activation_sqnr_delta: float = math.nan
@@ -186,7 +190,7 @@ class LayerStats:
   METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
                    "activation_sqnr_db", "activation_sqnr_delta", "mse",
                    "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db", "op_sqnr_db",
-                   "op_error_lsb")
+                   "op_error_lsb", "output_noise_share")
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)

@@ -171,7 +171,8 @@ def _check_options(options: dict) -> None:
       raise _corrupted(f"options.{key}", options[key], expected)
 
 
-_METRICS_ADDED_LATER = ("channel_weight_sqnr_db", "op_sqnr_db", "op_error_lsb")
+_METRICS_ADDED_LATER = ("channel_weight_sqnr_db", "op_sqnr_db", "op_error_lsb",
+                        "output_noise_share")
 """Per-layer metrics configs written before them lack; read as NaN (not measured)."""
 
 

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfq_mixed import propagation
 from tfq_mixed.qtyping import LayerStats, Ranker
 from tfq_mixed.rankers import ordering
 from tfq_mixed.rankers import register
@@ -56,75 +57,73 @@ def _last(values) -> float:
   return finite[-1] if finite else math.nan
 
 
-ROUNDING_LSB2 = 1.0 / 12.0
-"""Mean squared error of rounding to the int8 grid, in output steps squared (uniform error)."""
+ROUNDING_LSB2 = propagation.ROUNDING_LSB2
 
 
-def node_scores(layers: Sequence[LayerStats]) -> dict[int, float]:
-  """Per TFLite node: the quantization error keeping it float removes, per float MAC (`quantune`).
+def node_scores(layers: Sequence[LayerStats]) -> dict[int, tuple[int, float]]:
+  """Per TFLite node: (tier, the output noise keeping it float removes per float MAC) (`quantune`).
 
-  The error a node adds by itself is measured in the int8 pass (layer-wise NumericVerify: the int8
-  op against its float twin on the same dequantized inputs), as RMS in steps of its int8 output
-  (`op_error_lsb`, the TFLite debugger's RMSE / scale). Unlike the activation SQNR (Eq. 6 on the
-  layer output) and its delta (Eq. 16), it leaves out the noise the node inherits, which keeping it
-  float does not remove. Of that error, the rounding of the output to its int8 grid
-  (1/12 step^2) comes back where the next int8 op reads the tensor; what keeping the node float
-  removes is the excess, `max(op_error_lsb^2 - 1/12, 0)` (weights, accumulation, clipping).
+  Tier 0, `output_noise_share` (`propagation`): the noise the node adds by itself (layer-wise
+  NumericVerify in the int8 pass), carried to the model output by the gains the two passes
+  measured between nodes, less the rounding the next int8 op applies again; as a share of the
+  output's noise. Unlike the activation SQNR (Eq. 6 on the layer output) and its delta (Eq. 16), it
+  leaves out the noise the node inherits, which keeping it float does not remove, and it weighs
+  the node's noise by how much of it reaches the output (amplified through a deep chain, damped
+  before pooling).
 
-  The score is that excess divided by the node's MACs: the float budget is counted in MACs
-  (Eq. 17), so the best use of it removes the most error per float MAC (a fractional knapsack,
-  filled greedily in this order by the selector).
+  The score is that share divided by the node's MACs: the float budget is counted in MACs
+  (Eq. 17), so the best use of it removes the most output noise per float MAC (a fractional
+  knapsack, filled greedily in this order by the selector).
 
-  Nodes without `op_error_lsb` (float outputs, configs of older versions) fall back to their own
-  relative noise `10^(-op_sqnr_db / 10)`, else their weight noise per output channel
-  (`channel_weight_sqnr_db`, else the whole-tensor SQNR), per MAC, ranked after the others.
+  Configs of older versions lack the share: tier 1 uses the node's own error in output steps beyond
+  the rounding, `max(op_error_lsb^2 - 1/12, 0)`; tier 2 its relative noise `10^(-op_sqnr_db / 10)`,
+  else its weight noise per output channel (`channel_weight_sqnr_db`, else the whole-tensor SQNR);
+  each per MAC. Scores of different tiers cannot be compared: lower tiers rank first.
 
   Returns:
-    Node index -> score (higher: keep float first). Nodes without MACs are left out.
+    Node index -> (tier, score); higher scores keep float first. Nodes without MACs are left out.
   """
   by_node: dict[int, list[LayerStats]] = {}
   for layer in sorted(layers, key=lambda l: l.index):
     if layer.node is not None:
       by_node.setdefault(layer.node, []).append(layer)
-  primary: dict[int, float] = {}
-  fallback: dict[int, float] = {}
+  scores: dict[int, tuple[int, float]] = {}
   for node, members in by_node.items():
     macs = sum(l.macs for l in members)
     if macs <= 0:
       continue
+    share = _last(getattr(l, "output_noise_share", math.nan) for l in members)
     error_lsb = _last(getattr(l, "op_error_lsb", math.nan) for l in members)
-    if not math.isnan(error_lsb):
-      primary[node] = max(error_lsb ** 2 - ROUNDING_LSB2, 0.0) / macs
-      continue
-    noise = math.nan
-    for field in ("op_sqnr_db", "channel_weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_db"):
-      noise = _noise_power(_last(getattr(l, field, math.nan) for l in members))
-      if not math.isnan(noise):
-        break
-    fallback[node] = (0.0 if math.isnan(noise) else noise) / macs
-  return {**fallback, **primary}
-
-
-def _measured_in_steps(layers: Sequence[LayerStats]) -> set[int]:
-  return {l.node for l in layers
-          if l.node is not None and not math.isnan(getattr(l, "op_error_lsb", math.nan))}
+    if not math.isnan(share):
+      scores[node] = (0, share / macs)
+    elif not math.isnan(error_lsb):
+      scores[node] = (1, max(error_lsb ** 2 - ROUNDING_LSB2, 0.0) / macs)
+    else:
+      noise = math.nan
+      for field in ("op_sqnr_db", "channel_weight_sqnr_db", "fused_weight_sqnr_db",
+                    "weight_sqnr_db"):
+        noise = _noise_power(_last(getattr(l, field, math.nan) for l in members))
+        if not math.isnan(noise):
+          break
+      scores[node] = (2, (0.0 if math.isnan(noise) else noise) / macs)
+  return scores
 
 
 @register(Ranker.QUANTUNE)
 def quantune(layers: Sequence[LayerStats], random_state: int = 0) -> list[str]:
-  """Our default: nodes by noise removed per float MAC (`node_scores`), label-free, O(n).
+  """Our default: nodes by output noise removed per float MAC (`node_scores`), label-free, O(n).
 
-  The same two passes as Algorithm 2, but (1) the error each node adds by itself (layer-wise
-  NumericVerify in the int8 pass) instead of SQNRs that mix in inherited noise, (2) less the output
-  rounding that stays anyway, (3) per float MAC, since the budget is in MACs.
+  The same two passes as Algorithm 2, but (1) the noise each node adds by itself (layer-wise
+  NumericVerify in the int8 pass) instead of SQNRs that mix in inherited noise, (2) weighed by how
+  much of it reaches the model output (`propagation`), less the rounding that stays, (3) per float
+  MAC, since the budget is in MACs.
   Layers of one node stay together (the node's layers in execution order); layers without a
   compute node follow, in execution order. See benchmarks/results/accuracy.md for the comparison.
   """
   del random_state
   scores = node_scores(layers)
-  measured = _measured_in_steps(layers)  # two scales cannot be compared: these first
   ordered = sorted(layers, key=lambda l: l.index)
-  nodes = sorted(scores, key=lambda n: (n not in measured, -scores[n], n))
+  nodes = sorted(scores, key=lambda n: (scores[n][0], -scores[n][1], n))
   ranking = [l.name for n in nodes for l in ordered if l.node == n]
   ranked = set(ranking)
   return ranking + [l.name for l in ordered if l.name not in ranked]
