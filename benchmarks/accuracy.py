@@ -28,12 +28,10 @@ Usage:
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 
@@ -84,33 +82,6 @@ _EVAL_IMAGES = flags.DEFINE_integer("eval_images", None, "Use only the first N e
                                     "(default: the whole split; --quick: 300).", lower_bound=1)
 _LATENCY_RUNS = flags.DEFINE_integer("latency_runs", None, "Timed invokes per model (default 30; "
                                      "--quick 10).", lower_bound=1)
-
-
-def _setup_tensorflow():
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import warnings  # pylint: disable=g-import-not-at-top
-  warnings.filterwarnings("ignore")
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel("ERROR")
-  return tf
-
-
-def _log(message: str) -> None:
-  print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", flush=True)
-
-
-def _git_revision() -> str:
-  try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=zoo_data.REPO_ROOT,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed", "benchmarks"],
-                           cwd=zoo_data.REPO_ROOT, capture_output=True, text=True,
-                           check=True).stdout.strip()
-    return head + ("+uncommitted changes" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
 
 
 def _configs() -> list[tuple[str, str]]:
@@ -171,18 +142,18 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
   model = zoo_data.load_model(shared, model_name)
   calibration_x, calibration_y = zoo_data.load_split(shared, model_name, "calibration")
   eval_x, eval_y = zoo_data.load_split(shared, model_name, "evaluation", eval_images)
-  _log(f"{model_name} {mode}: {len(calibration_x)} calibration, {len(eval_x)} evaluation images")
+  zoo_data.log(f"{model_name} {mode}: {len(calibration_x)} calibration, {len(eval_x)} evaluation images")
   start = time.perf_counter()
   analysis = tfq_mixed.analyze(model, calibration_x, per_channel=per_channel)
   analysis_seconds = time.perf_counter() - start
   passes_seconds = analysis_seconds - analysis.calibration.seconds
-  _log(f"analysis {analysis_seconds:.1f} s (calibration {analysis.calibration.seconds:.1f} s)")
+  zoo_data.log(f"analysis {analysis_seconds:.1f} s (calibration {analysis.calibration.seconds:.1f} s)")
   float_tflite = latency.float_tflite(model)
   evaluate = reference_rankers.Evaluator(eval_x, eval_y, f"{model_name}/evaluation/{len(eval_x)}",
                                          cache_dir)
   float_eval, int8_eval = evaluate(float_tflite), evaluate(analysis.int8_model)
   float_accuracy, int8_accuracy = float_eval.top1(eval_y), int8_eval.top1(eval_y)
-  _log(f"float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}")
+  zoo_data.log(f"float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}")
 
   # Sensitivity lists (the paper's Table 3): label-free rankers reuse the analysis passes.
   orders, times = {}, {}
@@ -198,7 +169,7 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                      "includes": "the two analysis passes (calibration excluded) + ranking"}
   references = {}
   if "tflite_debugger" in rankers:
-    _log("TFLite QuantizationDebugger ...")
+    zoo_data.log("TFLite QuantizationDebugger ...")
     ref = reference_rankers.tflite_debugger_ranking(model, calibration_x, analysis)
     references["tflite_debugger"] = ref
     orders["tflite_debugger"] = {0: ref.ranking}
@@ -206,15 +177,15 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                                 "includes": "export + the debugger's own calibration + "
                                             "NumericVerify model + per-sample run", **ref.detail}
   if "top1_oracle" in rankers:
-    _log("top-1 oracle on the calibration split ...")
+    zoo_data.log("top-1 oracle on the calibration split ...")
     calibration_evaluate = reference_rankers.Evaluator(
         calibration_x, calibration_y, f"{model_name}/calibration/{len(calibration_x)}", cache_dir)
-    ref = reference_rankers.top1_oracle_ranking(analysis, calibration_evaluate, progress=_log)
+    ref = reference_rankers.top1_oracle_ranking(analysis, calibration_evaluate, progress=zoo_data.log)
     references["top1_oracle"] = ref
     orders["top1_oracle"] = {0: ref.ranking}
     times["top1_oracle"] = {"list_seconds": ref.seconds, "rank_seconds": None,
                             "includes": "one quantize + one labelled evaluation per compute node"}
-  _log("sensitivity lists: " + ", ".join(f"{k} {v['list_seconds']:.2f} s" for k, v in times.items()))
+  zoo_data.log("sensitivity lists: " + ", ".join(f"{k} {v['list_seconds']:.2f} s" for k, v in times.items()))
 
   rows, latency_models = [], {"int8": analysis.int8_model, "float": float_tflite}
   for name in rankers:
@@ -242,11 +213,11 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
         row.update(accuracy_min=min(accuracies), accuracy_max=max(accuracies),
                    accuracy_std=float(np.std(accuracies)), runs=runs)
       rows.append(row)
-    _log(f"{name}: " + " ".join(f"{r['budget']:g}:{r['accuracy']:.4f}" for r in rows
+    zoo_data.log(f"{name}: " + " ".join(f"{r['budget']:g}:{r['accuracy']:.4f}" for r in rows
                                  if r["ranker"] == name))
-  _log(f"evaluations: {evaluate.evaluated} run, {evaluate.cached} from the cache")
+  zoo_data.log(f"evaluations: {evaluate.evaluated} run, {evaluate.cached} from the cache")
 
-  _log(f"latency: {len(latency_models)} models, XNNPACK 1 thread, {latency_runs} runs ...")
+  zoo_data.log(f"latency: {len(latency_models)} models, XNNPACK 1 thread, {latency_runs} runs ...")
   latencies = latency.compare(latency_models, threads=1, runs=latency_runs, warmup=3,
                               inputs=[eval_x[:1]])
   base = latencies[0].median_ms
@@ -318,7 +289,7 @@ def main(argv):
   base = "accuracy_quick" if _QUICK.value else "accuracy"
   out = os.path.abspath(_OUT.value)
   os.makedirs(out, exist_ok=True)
-  tf = _setup_tensorflow()
+  tf = zoo_data.setup_tensorflow()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   report = {
       "command": shlex.join(["python", os.path.relpath(sys.argv[0], zoo_data.REPO_ROOT)]
@@ -327,7 +298,7 @@ def main(argv):
       "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                   "load_average_start": [round(x, 2) for x in os.getloadavg()]},
       "tensorflow_version": tf.__version__, "python_version": platform.python_version(),
-      "tfq_mixed_version": tfq_mixed.__version__, "git_revision": _git_revision(),
+      "tfq_mixed_version": tfq_mixed.__version__, "git_revision": zoo_data.git_revision(),
       "budgets": budgets, "rankers": rankers, "default_ranker": DEFAULT_RANKER,
       "random_seeds": list(RANDOM_SEEDS), "latency_runs": latency_runs,
       "quick": bool(_QUICK.value), "configs": [], "complete": False,
@@ -340,7 +311,7 @@ def main(argv):
     report["complete"] = len(report["configs"]) == len(configs)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     paths = accuracy_report.write(report, out, base)
-    _log(f"wrote {', '.join(os.path.relpath(p, zoo_data.REPO_ROOT) for p in paths)}")
+    zoo_data.log(f"wrote {', '.join(os.path.relpath(p, zoo_data.REPO_ROOT) for p in paths)}")
   print(accuracy_report.render_markdown(report))
   print(f"Made by: {report['command']}", flush=True)
 

@@ -22,7 +22,9 @@ Nothing here imports TensorFlow or Keras at module level: the data helpers stay 
 
 from __future__ import annotations
 
+import datetime
 import os
+import subprocess
 import sys
 from typing import Optional, Sequence
 
@@ -197,3 +199,33 @@ def load_split(shared: str, model_name: str, split: str = "calibration",
 
 def top1(scores: np.ndarray, labels: Sequence[int]) -> float:
   return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels)))
+
+
+def setup_tensorflow():
+  """Imports TensorFlow with its logging quieted for benchmark output; returns the module."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  import warnings  # pylint: disable=g-import-not-at-top
+  warnings.filterwarnings("ignore")
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("ERROR")
+  return tf
+
+
+def log(message: str) -> None:
+  """Prints a timestamped progress line."""
+  print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def git_revision() -> str:
+  """HEAD's short hash, marked when tfq_mixed/ or benchmarks/ has uncommitted changes."""
+  try:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed", "benchmarks"],
+                           cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return head + ("+uncommitted changes" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"

@@ -16,7 +16,7 @@ noise power exactly, so each node's share of it is well defined.
 Keeping a compute node float removes its own noise and that of the followers that go float with it
 (`segments.float_followers`), less the output rounding the next int8 op applies again. Its
 `output_noise_share` is that removed noise as a share of the output's noise: label-free, from the
-same two passes, O(nodes + edges).
+same two passes, O(nodes + edges) (plus each node's float segment).
 """
 
 from __future__ import annotations
@@ -62,6 +62,28 @@ def _measures(layers: Sequence[LayerStats]) -> dict[int, _Measure]:
   return out
 
 
+def _consumers(nodes: Sequence[Node], producers: Mapping[int, Sequence[int]]) -> dict[int, list[int]]:
+  consumers: dict[int, list[int]] = {}
+  for node in sorted(nodes, key=lambda n: n.index):
+    for p in producers.get(node.index, ()):
+      consumers.setdefault(p, []).append(node.index)
+  return consumers
+
+
+def _followers(node: Node, by_index: Mapping[int, Node], consumers: Mapping[int, list[int]],
+               producers: Mapping[int, Sequence[int]]) -> tuple[Node, ...]:
+  """`segments.float_followers` of `node` alone, looked for downstream of it only (O(segment))."""
+  reachable, stack = {node.index}, [node.index]
+  while stack:
+    for c in consumers.get(stack.pop(), ()):
+      candidate = by_index[c]
+      if (c not in reachable and not candidate.is_compute and
+          candidate.op_type in segments.FOLLOWER_OPS):
+        reachable.add(c)
+        stack.append(c)
+  return segments.float_followers([by_index[i] for i in sorted(reachable)], producers, [node.name])
+
+
 def output_gains(layers: Sequence[LayerStats], nodes: Sequence[Node],
                  producers: Mapping[int, Sequence[int]]) -> tuple[dict[int, float],
                                                                  dict[int, float]]:
@@ -77,10 +99,7 @@ def output_gains(layers: Sequence[LayerStats], nodes: Sequence[Node],
   """
   measures = _measures(layers)
   ordered = sorted(nodes, key=lambda n: n.index)
-  consumers: dict[int, list[int]] = {}
-  for node in ordered:
-    for p in producers.get(node.index, ()):
-      consumers.setdefault(p, []).append(node.index)
+  consumers = _consumers(nodes, producers)
   accumulated: dict[int, float] = {}
   own: dict[int, float] = {}
   gain: dict[int, float] = {}
@@ -122,12 +141,14 @@ def output_noise_shares(layers: Sequence[LayerStats], nodes: Sequence[Node],
   total = sum(own[n] * to_output.get(n, 0.0) for n in own)
   if not total > 0:
     return {}
+  by_index = {n.index: n for n in nodes}
+  consumers = _consumers(nodes, producers)
   shares = {}
   for node in nodes:
     measure = measures.get(node.index)
     if not node.is_compute or measure is None or math.isnan(measure.own):
       continue
-    followers = segments.float_followers(nodes, producers, [node.name])
+    followers = _followers(node, by_index, consumers, producers)
     removed = own[node.index] - (0.0 if followers else measure.rounding)
     removed = max(removed, 0.0) * to_output[node.index]
     for follower in followers:
