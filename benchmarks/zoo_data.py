@@ -219,11 +219,12 @@ def log(message: str) -> None:
 
 
 def git_revision() -> str:
-  """HEAD's short hash, marked when tfq_mixed/ or benchmarks/ has uncommitted changes."""
+  """HEAD's short hash, marked when tfq_mixed/ or benchmarks/ (results aside) has uncommitted changes."""
   try:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed", "benchmarks"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed", "benchmarks",
+                            ":(exclude)benchmarks/results"],
                            cwd=REPO_ROOT, capture_output=True, text=True,
                            check=True).stdout.strip()
     return head + ("+uncommitted changes" if dirty else "")
