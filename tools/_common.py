@@ -50,8 +50,9 @@ RANKER = flags.DEFINE_enum(
     "ranker", "quantune",
     ["quantune", "quantune_paper", "weight_sqnr", "in_order", "random", "activation_sqnr",
      "weight_sqnr_delta", "mse"],
-    "Sensitivity order that picks the layers kept float: quantune (QuantuneV2 Algorithm 2 with "
-    "SQNR delta, the default), quantune_paper (Algorithm 2 as published), weight_sqnr (Pandey et "
+    "Sensitivity order that picks the layers kept float: quantune (the default: the share of the "
+    "output's quantization noise keeping a node float removes, per float MAC, from QuantuneV2's "
+    "two passes), quantune_paper (Algorithm 2 as published), weight_sqnr (Pandey et "
     "al. 2023), in_order, random, or a single metric: activation_sqnr, weight_sqnr_delta, mse.")
 OUT = flags.DEFINE_string("out", None, "Output folder; created if missing.")
 OVERWRITE = flags.DEFINE_bool(
