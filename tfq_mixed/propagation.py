@@ -97,9 +97,13 @@ def output_gains(layers: Sequence[LayerStats], nodes: Sequence[Node],
   Returns:
     ({node: N_n}, {node: G_n}); `sum(N_n * G_n)` is the relative noise power at the outputs.
   """
-  measures = _measures(layers)
+  return _gains(_measures(layers), nodes, producers, _consumers(nodes, producers))
+
+
+def _gains(measures: Mapping[int, _Measure], nodes: Sequence[Node],
+           producers: Mapping[int, Sequence[int]],
+           consumers: Mapping[int, list[int]]) -> tuple[dict[int, float], dict[int, float]]:
   ordered = sorted(nodes, key=lambda n: n.index)
-  consumers = _consumers(nodes, producers)
   accumulated: dict[int, float] = {}
   own: dict[int, float] = {}
   gain: dict[int, float] = {}
@@ -136,13 +140,17 @@ def output_noise_shares(layers: Sequence[LayerStats], nodes: Sequence[Node],
   tensor is quantized again where the float segment ends). As a share of the outputs' total
   relative noise power (`output_gains`); nodes without a measurement are left out.
   """
-  measures = _measures(layers)
-  own, to_output = output_gains(layers, nodes, producers)
+  return _shares(_measures(layers), nodes, producers)
+
+
+def _shares(measures: Mapping[int, _Measure], nodes: Sequence[Node],
+            producers: Mapping[int, Sequence[int]]) -> dict[int, float]:
+  consumers = _consumers(nodes, producers)
+  own, to_output = _gains(measures, nodes, producers, consumers)
   total = sum(own[n] * to_output.get(n, 0.0) for n in own)
   if not total > 0:
     return {}
   by_index = {n.index: n for n in nodes}
-  consumers = _consumers(nodes, producers)
   shares = {}
   for node in nodes:
     measure = measures.get(node.index)
@@ -163,7 +171,7 @@ def with_output_noise_shares(layers: Sequence[LayerStats], nodes: Sequence[Node]
                              producers: Mapping[int, Sequence[int]]) -> tuple[LayerStats, ...]:
   """`layers` with `output_noise_share` set on the layer carrying each compute node's metrics."""
   measures = _measures(layers)
-  shares = output_noise_shares(layers, nodes, producers)
+  shares = _shares(measures, nodes, producers)
   carrier = {measures[n].layer: share for n, share in shares.items()}
   return tuple(dataclasses.replace(l, output_noise_share=carrier[l.index]) if l.index in carrier
                else l for l in layers)
