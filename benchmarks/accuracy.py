@@ -188,6 +188,10 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
   zoo_data.log("sensitivity lists: " + ", ".join(f"{k} {v['list_seconds']:.2f} s" for k, v in times.items()))
 
   rows, latency_models = [], {"int8": analysis.int8_model, "float": float_tflite}
+  # Per image: the share of the target budgets (0.02-0.20) at which each ranker's model is right,
+  # for the paired standard error of the differences between rankers' mean top-1.
+  mean_budgets = [b for b in budgets if any(abs(b - t) < 1e-9 for t in accuracy_report.TARGET_BUDGETS)]
+  correct = {}
   for name in rankers:
     for budget in budgets:
       runs = []
@@ -196,6 +200,9 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                                    random_state=seed)
         evaluation = evaluate(result.tflite)
         accuracy = evaluation.top1(eval_y)
+        if budget in mean_budgets:
+          correct[name] = correct.get(name, 0.0) + (evaluation.predictions == eval_y) / (
+              len(mean_budgets) * len(orders[name]))
         runs.append({"seed": seed, "accuracy": accuracy,
                      "agreement": evaluation.agreement(float_eval),
                      "float_mac_share": 1.0 - result.int8_mac_ratio,
@@ -216,6 +223,12 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
     zoo_data.log(f"{name}: " + " ".join(f"{r['budget']:g}:{r['accuracy']:.4f}" for r in rows
                                  if r["ranker"] == name))
   zoo_data.log(f"evaluations: {evaluate.evaluated} run, {evaluate.cached} from the cache")
+  paired = {}
+  if DEFAULT_RANKER in correct:
+    for name, other in correct.items():
+      difference = correct[DEFAULT_RANKER] - other
+      paired[name] = {"difference": float(difference.mean()),
+                      "standard_error": float(difference.std(ddof=1) / math.sqrt(len(difference)))}
 
   zoo_data.log(f"latency: {len(latency_models)} models, XNNPACK 1 thread, {latency_runs} runs ...")
   latencies = latency.compare(latency_models, threads=1, runs=latency_runs, warmup=3,
@@ -274,7 +287,7 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
       "int8_size_bytes": len(analysis.int8_model), "int8_qdq_ops": _qdq_ops(analysis.int8_model),
       "analysis_seconds": analysis_seconds,
       "calibration_seconds": analysis.calibration.seconds, "times": times, "rows": rows,
-      "latency": latency_table, "nodes": nodes,
+      "latency": latency_table, "nodes": nodes, "paired_vs_default": paired,
       "total_macs": int(sum(n.macs for n in analysis.nodes)),
   }
 
