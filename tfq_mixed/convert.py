@@ -56,13 +56,15 @@ class Analysis:
 
   def __init__(self, model_name: str, calibration: calibrator.Calibration,
                layers: tuple[LayerStats, ...], options: AnalysisOptions, num_samples: int,
-               int8_unsupported_nodes: tuple[Node, ...]):
+               int8_unsupported_nodes: tuple[Node, ...],
+               op_inputs: dict[int, tuple[int, ...]]):
     self.model_name = model_name
     self.calibration = calibration
     self.layers = layers
     self.options = options
     self.num_samples = num_samples
     self.int8_unsupported_nodes = int8_unsupported_nodes
+    self._op_inputs_of = op_inputs
 
   @functools.cached_property
   def int8_model(self) -> bytes:
@@ -82,9 +84,8 @@ class Analysis:
                                                  self.calibration.calibrated_model, self.nodes)
 
   def _op_inputs(self) -> dict[int, tuple[int, ...]]:
-    if getattr(self, "_op_inputs_cache", None) is None:
-      self._op_inputs_cache = segments.op_inputs(self.calibration.calibrated_model)
-    return self._op_inputs_cache
+    """`segments.op_inputs` of the calibrated model: node -> the nodes producing its inputs."""
+    return self._op_inputs_of
 
   @property
   def int8_unsupported_layers(self) -> tuple[str, ...]:
@@ -232,10 +233,10 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
                                    batch_size=_pass_batch_size(keras_model, samples, batch_size),
                                    verbose=verbose)
   # 2b. Carry each node's own noise to the model output with the gains the two passes measured.
-  layers = propagation.with_output_noise_shares(
-      layers, calibration.nodes, segments.op_inputs(calibration.calibrated_model))
+  op_inputs = segments.op_inputs(calibration.calibrated_model)
+  layers = propagation.with_output_noise_shares(layers, calibration.nodes, op_inputs)
   return Analysis(keras_model.name, calibration, layers, options, samples.num_samples,
-                  int8_unsupported(calibration, twin_model, twins))
+                  int8_unsupported(calibration, twin_model, twins), op_inputs)
 
 
 def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_channel: bool = True,
