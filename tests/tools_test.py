@@ -1,11 +1,17 @@
-"""tools/*.py end to end on the digits CNN, in a temp folder: flags in, files out, content checked."""
+"""The command-line tools (tfq_mixed/cli/) end to end on the digits CNN: flags in, files out, checked.
+
+Most tests run a tool's main() in-process; the console commands are also run as installed, in
+subprocesses started from another folder.
+"""
 
 import csv
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 
 import numpy as np
@@ -20,20 +26,20 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _load_tool(name: str):
-  """Imports tools/<name>.py afresh, its flags alone registered.
+  """Imports tfq_mixed/cli/<name>.py afresh, its flags alone registered.
 
   absl flags are global, and --model means a Keras model to three tools but .tflite files to
   benchmark; so the flags of previously loaded tools are unregistered first.
   """
-  package = importlib.import_module("tools")
-  for module in [f"tools.{t}" for t in TOOLS] + ["tools._common"]:
+  package = importlib.import_module("tfq_mixed.cli")
+  for module in [f"tfq_mixed.cli.{t}" for t in TOOLS] + ["tfq_mixed.cli._common"]:
     for flag in FLAGS.get_flags_for_module(module):
       if flag.name in FLAGS:
         delattr(FLAGS, flag.name)
     sys.modules.pop(module, None)
-    if hasattr(package, module.split(".")[1]):  # else `from tools import _common` reuses it
-      delattr(package, module.split(".")[1])
-  return importlib.import_module(f"tools.{name}")
+    if hasattr(package, module.rsplit(".", 1)[1]):  # else `from ... import _common` reuses it
+      delattr(package, module.rsplit(".", 1)[1])
+  return importlib.import_module(f"tfq_mixed.cli.{name}")
 
 
 def run_tool(name: str, *args: str) -> int:
@@ -242,7 +248,7 @@ def test_helpfull_explains_every_flag(tool):
   assert all(f"--{n}" in short or f"--[no]{n}" in short for n in names)  # shared flags adopted
 
 
-def test_console_scripts_point_at_the_tools():
+def test_console_scripts_point_into_the_package():
   with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
     project = tomllib.load(f)
   scripts = project["project"]["scripts"]
@@ -251,10 +257,45 @@ def test_console_scripts_point_at_the_tools():
   for name, target in scripts.items():
     tool = name[len("tfq-"):].replace("-", "_")
     module_name, function = target.split(":")
-    assert module_name == f"tools.{tool}"
+    assert module_name == f"tfq_mixed.cli.{tool}"
     assert callable(getattr(_load_tool(tool), function))
-  packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-  assert "tools" in packages  # installed with the package, so the scripts import
+  # Only the package is installed: a top-level `tools` collides with tf2onnx's.
+  assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["tfq_mixed*"]
+
+
+def _console_command(name: str) -> str:
+  path = shutil.which(name, path=sysconfig.get_path("scripts")) or shutil.which(name)
+  assert path, (f"console command {name} is not installed; run the README's test command "
+                "(python -m pip install -e \".[test]\") first")
+  return path
+
+
+def test_installed_console_commands_start_beside_tf2onnx(tmp_path):
+  """Every console command starts, from another folder, where tf2onnx's top-level `tools` exists.
+
+  The `test` extra installs every optional dependency; tf2onnx among them brings a top-level
+  `tools` package, which shadowed ours when the commands lived there.
+  """
+  pytest.importorskip("tf2onnx", reason="needs the test extra: pip install -e '.[test]'")
+  for tool in TOOLS:
+    name = f"tfq-{tool.replace('_', '-')}"
+    done = subprocess.run([_console_command(name), "--helpfull"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    # absl exits with status 1 after printing the help; a crash prints a traceback.
+    assert done.returncode in (0, 1) and not done.stderr, f"{name} --helpfull:\n{done.stderr[-2000:]}"
+    key_flag = {"benchmark": "--threads", "export_onnx": "--onnx"}.get(tool, "--calibration")
+    assert key_flag in done.stdout, f"{name} --helpfull does not explain {key_flag}"
+
+
+def test_installed_quantize_command_runs_from_another_folder(files, tmp_path):
+  out = tmp_path / "q"
+  done = subprocess.run([_console_command("tfq-quantize"), f"--model={files['model']}",
+                         f"--calibration={files['calibration']}", "--ratio=0.8", "--out=q"],
+                        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  config = json.loads((out / "config.json").read_text())
+  assert config["options"]["ratio"] == 0.8 and config["int8_mac_ratio"] >= 0.8
+  assert sorted(os.listdir(out)) == ["config.json", "model.tflite", "report.csv", "report.md"]
 
 
 def test_quantize_accepts_a_savedmodel_with_a_warning(digits, tmp_path, capsys):

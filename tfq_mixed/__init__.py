@@ -14,6 +14,10 @@ import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tfq_mixed import _native_output  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_native_output.import_tensorflow_quietly()  # TensorFlow's oneDNN and CUDA start-up lines
+
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfq_mixed.convert import Analysis, analyze, apply_config, convert, load_config
 from tfq_mixed.errors import (ConfigError, ConversionError, DatasetError, InvalidArgumentError,

@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
-import sys
-import tempfile
 import warnings
 from typing import Sequence
 
@@ -26,34 +23,8 @@ from tensorflow.lite.python import schema_py_generated as _schema
 from tensorflow.lite.tools import flatbuffer_utils as _flatbuffer_utils
 from tensorflow.python.framework import convert_to_constants as _convert_to_constants
 
+from tfq_mixed import _native_output
 from tfq_mixed import errors
-
-
-@contextlib.contextmanager
-def _captured_native_output(log: list):
-  """Captures what TFLite's C++ quantizer prints to fds 1 and 2 ("fully_quantize: 0, ...").
-
-  The text is appended to `log`, so a failure can show it instead of it cluttering every run.
-  """
-  try:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-  except (OSError, ValueError):  # no real file descriptors (some notebooks): capture nothing
-    yield
-    return
-  with tempfile.TemporaryFile() as capture:
-    try:
-      os.dup2(capture.fileno(), 1)
-      os.dup2(capture.fileno(), 2)
-      yield
-    finally:
-      os.dup2(saved[0], 1)
-      os.dup2(saved[1], 2)
-      os.close(saved[0])
-      os.close(saved[1])
-      capture.seek(0)
-      log.append(capture.read().decode(errors="replace"))
 
 
 def freeze(concrete_function):
@@ -119,7 +90,9 @@ def quantize(calibrated_model: bytes, *, per_channel: bool,
   """
   native_log: list = []
   try:
-    with _captured_native_output(native_log):
+    with _native_output.captured(native_log), warnings.catch_warnings():
+      # Our float input and output need no input statistics; the converter warns regardless.
+      warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs.*")
       model = _convert.mlir_quantize(
           calibrated_model,
           disable_per_channel=not per_channel,
@@ -222,7 +195,7 @@ def analyze_model(model: bytes, *, gpu_compatibility: bool = True) -> str:
   """
   python_out = io.StringIO()
   native_log: list = []
-  with _captured_native_output(native_log), contextlib.redirect_stdout(python_out):
+  with _native_output.captured(native_log), contextlib.redirect_stdout(python_out):
     tf.lite.experimental.Analyzer.analyze(model_content=model,
                                           gpu_compatibility=gpu_compatibility)
   return python_out.getvalue() + "".join(native_log)

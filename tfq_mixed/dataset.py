@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

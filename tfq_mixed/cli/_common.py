@@ -1,4 +1,4 @@
-"""Flags and loaders shared by tools/quantize.py, tools/analyze.py and tools/sweep.py.
+"""Flags and loaders shared by the quantize, analyze and sweep commands.
 
 The flags are defined once here (absl flags are global) and adopted as key flags by each tool, so
 each tool's `--help` lists them.
