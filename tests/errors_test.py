@@ -68,8 +68,9 @@ def test_every_error_type_is_a_tfq_mixed_error_and_a_builtin():
   assert issubclass(errors.OutputError, OSError)
   for name in tfq_mixed.__all__:
     obj = getattr(tfq_mixed, name)
-    if isinstance(obj, type) and issubclass(obj, Exception):
+    if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
       assert issubclass(obj, tfq_mixed.TfqMixedError), name
+  assert issubclass(tfq_mixed.BudgetWarning, UserWarning)
 
 
 # Options, checked before any work.
@@ -325,14 +326,14 @@ def test_newer_schema_version(tiny_result):
   data = _config_dict(tiny_result)
   data["schema_version"] = 99
   with pytest.raises(tfq_mixed.ConfigError, match=r"schema_version=99; this tfq_mixed \(.*\) reads "
-                     r"up to 1. Upgrade tfq_mixed"):
+                     r"up to 2. Upgrade tfq_mixed"):
     tfq_mixed.SelectiveQuantizationConfig.from_json(json.dumps(data))
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.pop("float_nodes"), r"lacks the field 'float_nodes'"),
     (lambda d: d.update(total_macs="many"), r"field 'total_macs' has type str; expected int"),
-    (lambda d: d.update(schema_version=0), r"field 'schema_version' is 0; expected an int in \[1, 1\]"),
+    (lambda d: d.update(schema_version=0), r"field 'schema_version' is 0; expected an int in \[1, 2\]"),
     (lambda d: d["layers"].__setitem__(1, ["flat"]), r"field 'layers\[1\]' is \['flat'\]; expected "
                                                      r"a \[name, type\] pair"),
     (lambda d: d["float_layers"].append("ghost"), r"'float_layers\[\d\]' is 'ghost'; expected a "

@@ -109,7 +109,7 @@ def test_rules_reject_what_the_gpu_delegate_cannot_run():
       ("RFFT2D", "Not supported op RFFT2D"), ("COMPLEX_ABS", "Not supported op COMPLEX_ABS")]
 
 
-@pytest.mark.parametrize("ratio", [1.0, 0.9, 0.5, 0.0])
+@pytest.mark.parametrize("ratio", [1.0, 0.9, 0.5])
 def test_gpu_compatible_option_removes_the_rejected_op_within_the_budget(gated, ratio):
   _, _, analysis = gated
   plain = analysis.quantize(ratio)
@@ -122,9 +122,19 @@ def test_gpu_compatible_option_removes_the_rejected_op_within_the_budget(gated, 
   (select,) = analysis.gpu_float_fixable_nodes
   assert select.op_type == "SELECT_V2" and select.layers == ("gate",)
   assert select.name in steered.config.float_nodes and select.name not in plain.config.float_nodes
-  assert "gate" in steered.float_layers
+  # The gate's GREATER still compares in int8, its SELECT_V2 now selects in float.
+  assert steered.node_precisions[select.name] == tfq_mixed.Precision.FLOAT
+  assert plain.node_precisions[select.name] == tfq_mixed.Precision.INT8
+  assert steered.layer_precisions["gate"].precision == "mixed"
   assert steered.config.options["gpu_compatible"] is True
   assert plain.config.options["gpu_compatible"] is False
+
+
+def test_ratio_zero_is_the_float_model_the_gpu_delegate_accepts(gated):
+  _, _, analysis = gated
+  result = analysis.quantize(0.0)
+  assert result.gpu_incompatible_ops == ()
+  assert set(result.node_precisions.values()) == {tfq_mixed.Precision.FLOAT}
 
 
 def test_gpu_compatible_option_is_a_no_op_where_nothing_is_fixable(digits_analysis):

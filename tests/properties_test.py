@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 import tfq_mixed
 from tfq_mixed import dataset, metrics, rankers, selector, writer
-from tfq_mixed.qtyping import LayerStats, Node, Ranker, Selection, check_ratio
+from tfq_mixed.qtyping import LayerStats, Node, Precision, Ranker, Selection, check_ratio
 
 _SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -234,7 +234,10 @@ def test_config_json_round_trip(table, ratio, ranker):
       model_name="m", layers=layers, options={"ratio": ratio, "ranker": ranker.value,
                                               "random_state": 0, "per_channel": True,
                                               "max_samples": 500},
-      selection=selection, num_samples=3, tensorflow_version="x")
+      selection=selection, nodes=nodes,
+      built={n.index: (Precision.FLOAT if n.name in selection.float_nodes else Precision.INT8)
+             for n in nodes},
+      num_samples=3, tensorflow_version="x")
   text = config.to_json()
   assert writer.SelectiveQuantizationConfig.from_json(text) == config
   assert json.loads(text)["schema_version"] == writer.SCHEMA_VERSION

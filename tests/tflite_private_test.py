@@ -91,8 +91,8 @@ def test_layerwise_twins_are_the_numeric_verify_model_without_its_verify_ops(dig
     difference = (_tflite_private.dequantized_tensor(twin, output) - twin.get_tensor(reference))
     np.testing.assert_allclose(difference, verify.get_tensor(op["outputs"][0]), atol=1e-5)
   # Leaving the Q/DQ ops and the twins aside, both models run the same ops on the same values.
-  from tfq_mixed import analyzer  # pylint: disable=g-import-not-at-top
-  twin_outputs = analyzer._twin_outputs(_tflite_private.ops(twin), twins)  # pylint: disable=protected-access
+  from tfq_mixed import precisions  # pylint: disable=g-import-not-at-top
+  twin_outputs = precisions._twin_outputs(_tflite_private.ops(twin), twins)  # pylint: disable=protected-access
   qdq = ("QUANTIZE", "DEQUANTIZE")
   twin_ops = [op for op in _tflite_private.ops(twin)
               if op["op_name"] not in qdq and op["outputs"][0] not in twin_outputs]

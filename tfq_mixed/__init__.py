@@ -20,16 +20,16 @@ _native_output.import_tensorflow_quietly()  # TensorFlow's oneDNN and CUDA start
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfq_mixed.convert import Analysis, analyze, apply_config, convert, load_config
-from tfq_mixed.errors import (ConfigError, ConversionError, DatasetError, InvalidArgumentError,
+from tfq_mixed.errors import (BudgetWarning, ConfigError, ConversionError, DatasetError, InvalidArgumentError,
                               InvalidTypeError, OutputError, TfqMixedError, UnsupportedModelError)
-from tfq_mixed.qtyping import LayerStats, Node, Ranker
+from tfq_mixed.qtyping import LayerStats, Node, Precision, Ranker
 from tfq_mixed.writer import Result, SelectiveQuantizationConfig, VERSION as __version__
 
 __all__ = [
     # Workflow.
     "convert", "analyze", "apply_config", "load_config", "Analysis", "Result",
-    "SelectiveQuantizationConfig", "Ranker", "LayerStats", "Node",
+    "SelectiveQuantizationConfig", "Ranker", "Precision", "LayerStats", "Node",
     # Errors.
     "TfqMixedError", "InvalidArgumentError", "InvalidTypeError", "DatasetError",
-    "UnsupportedModelError", "ConfigError", "ConversionError", "OutputError",
+    "UnsupportedModelError", "ConfigError", "ConversionError", "OutputError", "BudgetWarning",
 ]

@@ -74,6 +74,7 @@ def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
   with warnings.catch_warnings():
     # TF's calibrator still builds the deprecated tf.lite.Interpreter internally.
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs.*")
     return converter.convert()
 
 
@@ -133,10 +134,15 @@ def layerwise_twins(calibrated_model: bytes, *, per_channel: bool) -> tuple[byte
 
 
 def make_interpreter(model: bytes, *, preserve_all_tensors: bool = False,
-                     num_threads: int | None = None) -> litert.Interpreter:
-  """A LiteRT interpreter with the builtin kernels (no delegate hides intermediate tensors)."""
+                     num_threads: int | None = None,
+                     builtin_only: bool | None = None) -> litert.Interpreter:
+  """A LiteRT interpreter; with `builtin_only` (default: `preserve_all_tensors`), no delegate.
+
+  The builtin kernels alone keep every op and intermediate tensor visible (XNNPACK would replace
+  them by one delegate node).
+  """
   kwargs = {}
-  if preserve_all_tensors:
+  if preserve_all_tensors if builtin_only is None else builtin_only:
     kwargs["experimental_op_resolver_type"] = (
         litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
   with warnings.catch_warnings():
@@ -153,6 +159,17 @@ def ops(interpreter: litert.Interpreter) -> list[dict]:
   """
   return [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
           if op["op_name"] != "DELEGATE"]
+
+
+def builtin_options(model: bytes) -> list:
+  """Per op of the main subgraph, in op order, its builtin options (schema objects, or None)."""
+  root = _schema.Model.GetRootAs(model, 0)
+  subgraph = root.Subgraphs(0)
+  out = []
+  for i in range(subgraph.OperatorsLength()):
+    op = subgraph.Operators(i)
+    out.append(_schema.BuiltinOptionsCreator(op.BuiltinOptionsType(), op.BuiltinOptions()))
+  return out
 
 
 def tensor_name(interpreter: litert.Interpreter, index: int) -> str:

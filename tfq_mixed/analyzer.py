@@ -23,48 +23,12 @@ from tfq_mixed import _tflite_private
 from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import metrics
 from tfq_mixed import model_graph
+from tfq_mixed import precisions
 from tfq_mixed.calibrator import Calibration
 from tfq_mixed.progress import Progress
 from tfq_mixed.qtyping import LayerStats
 
 DEFAULT_BATCH_SIZE = 16
-_QDQ_OPS = ("QUANTIZE", "DEQUANTIZE")
-
-
-def _twin_outputs(ops: list[dict], twins: dict[int, int]) -> set[int]:
-  """Output tensors of the twins `_tflite_private.layerwise_twins` adds (none in a plain model).
-
-  A twin's reference is a float twin's output or, for ops exact in int8 (MAX_POOL_2D), the
-  DEQUANTIZE of an int8 twin's output.
-  """
-  producer = {t: op for op in ops for t in op["outputs"]}
-  outputs = set()
-  for reference in twins.values():
-    outputs.add(reference)
-    source = producer.get(reference)
-    if source is not None and source["op_name"] == "DEQUANTIZE":
-      outputs.add(source["inputs"][0])
-  return outputs
-
-
-def align_int8_ops(calibration: Calibration, int8_interpreter,
-                   twins: Optional[dict[int, int]] = None) -> dict[int, dict]:
-  """Calibrated node index -> the same op in the int8 model (matched in order, Q/DQ ops skipped).
-
-  The twins of `_tflite_private.layerwise_twins` ({int8 output: twin output}) are skipped too.
-  """
-  all_ops = _tflite_private.ops(int8_interpreter)
-  twin_outputs = _twin_outputs(all_ops, twins or {})
-  int8_ops = [op for op in all_ops
-              if op["op_name"] not in _QDQ_OPS and op["outputs"][0] not in twin_outputs]
-  float_nodes = [n for n in calibration.nodes if n.op_type not in _QDQ_OPS]
-  if [n.op_type for n in float_nodes] != [op["op_name"] for op in int8_ops]:
-    # Quantization changed the graph beyond adding Q/DQ ops: match by name only.
-    by_name = {}
-    for op in int8_ops:
-      by_name.setdefault(_tflite_private.tensor_name(int8_interpreter, op["outputs"][0]), op)
-    return {n.index: by_name[n.name] for n in float_nodes if n.name in by_name}
-  return {n.index: op for n, op in zip(float_nodes, int8_ops)}
 
 
 def _int8_grid(interpreter, tensor: int) -> Optional[tuple[float, int]]:
@@ -156,7 +120,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # the machine's core count.
   int8_interpreter = _tflite_private.make_interpreter(twin_model, preserve_all_tensors=True,
                                                      num_threads=1)
-  int8_ops = align_int8_ops(calibration, int8_interpreter, twins)
+  int8_ops = precisions.align_ops(calibration.nodes, int8_interpreter, twins)
   node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
   # node -> (int8 output tensor, twin output tensor, its int8 grid), for per-tensor int8 outputs.
   twin_of_node = {}

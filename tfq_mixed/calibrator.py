@@ -93,11 +93,6 @@ def _output_layers(model) -> list[int]:
   return [producer.get(id(o), -1) for o in outputs]
 
 
-def _has_dynamic_inputs(interpreter, inputs: dict[str, int]) -> bool:
-  return any(-1 in tuple(_tflite_private.tensor_details(interpreter, index)["shape_signature"])[1:]
-             for index in inputs.values())
-
-
 def _fully_scoped(tensor_name: str, num_layers: int) -> bool:
   """Whether every op fused into `tensor_name` (';'-separated) carries one of our layer scopes."""
   for part in filter(None, tensor_name.split(";")):
@@ -108,24 +103,34 @@ def _fully_scoped(tensor_name: str, num_layers: int) -> bool:
 
 
 def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
-               output_layers: list[int], sample_shapes=None) -> tuple[Node, ...]:
+               output_layers: list[int], example: list[np.ndarray]) -> tuple[Node, ...]:
   """The calibrated model's ops as `Node`s (layers mapped, MACs per sample).
 
-  `sample_shapes` (one per input, batch axis excluded) give dynamic dimensions (`None` in the
-  Keras input) their calibration size, so that MACs are counted at that size.
+  MACs are counted on the tensors as the interpreter sizes them when it runs `example` (one array
+  per input, the batch axis first), so every dimension has its real size: dynamic ones (`None` in
+  the Keras input) the calibration size, shapes computed at run time (a reshape ahead of a
+  FULLY_CONNECTED) theirs, batch axes created inside the model (SPACE_TO_BATCH_ND of a dilated
+  convolution) their real multiple. Divided by the example's batch: MACs per sample.
+
+  Raises:
+    ConversionError: the model cannot run on `example`.
   """
-  interpreter = _tflite_private.make_interpreter(calibrated_model)
+  # Builtin kernels only: no delegate rewrites the op list.
+  interpreter = _tflite_private.make_interpreter(calibrated_model, builtin_only=True)
   inputs, outputs = _tflite_private.signature_io(interpreter)
-  if sample_shapes is not None and _has_dynamic_inputs(interpreter, inputs):
-    # Builtin kernels only (no delegate rewrites the op list), shaped at the samples' size.
-    interpreter = _tflite_private.make_interpreter(calibrated_model, preserve_all_tensors=True)
-    for i, shape in enumerate(sample_shapes):
-      if f"input_{i}" in inputs:
-        interpreter.resize_tensor_input(inputs[f"input_{i}"], (1,) + tuple(shape), strict=False)
-    try:
-      interpreter.allocate_tensors()
-    except (RuntimeError, ValueError):
-      pass  # MACs then count dynamic dimensions as 1
+  batch_size = int(example[0].shape[0])
+  try:
+    for i, array in enumerate(example):
+      interpreter.resize_tensor_input(inputs[f"input_{i}"], array.shape, strict=False)
+    interpreter.allocate_tensors()
+    for i, array in enumerate(example):
+      interpreter.set_tensor(inputs[f"input_{i}"], array)
+    interpreter.invoke()  # sizes the tensors whose shapes are computed at run time
+  except (RuntimeError, ValueError) as e:
+    raise errors.ConversionError(
+        f"LiteRT could not run the calibrated model on inputs of shapes "
+        f"{[a.shape for a in example]}, needed to count its MACs: {e}") from e
+  options = _tflite_private.builtin_options(calibrated_model)
   output_tensor_to_layer = {outputs[f"output_{i}"]: layer
                             for i, layer in enumerate(output_layers)
                             if f"output_{i}" in outputs and layer >= 0}
@@ -138,14 +143,17 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
       # Part of this (fused) op comes from no layer scope we set, so its output is not any one
       # layer's output: leave it unmapped (reported) rather than attribute it to the rest.
       mapped[i] = []
+
+  def shape(tensor: int) -> tuple[int, ...]:
+    return tuple(_tflite_private.tensor_details(interpreter, tensor)["shape"]) if tensor >= 0 else ()
+
   nodes = []
   for op, name, indices in zip(ops, names, mapped):
-    shapes = [tuple(interpreter._get_tensor_details(t, 0)["shape"]) if t >= 0 else ()  # pylint: disable=protected-access
-              for t in op["inputs"]]
-    out_shape = tuple(_tflite_private.tensor_details(interpreter, op["outputs"][0])["shape"])
+    macs = macs_lib.op_macs(op["op_name"], [shape(t) for t in op["inputs"]],
+                            shape(op["outputs"][0]), options[op["index"]])
     nodes.append(Node(index=int(op["index"]), name=name, op_type=op["op_name"],
                       layers=tuple(layers[i].name for i in indices),
-                      macs=int(macs_lib.op_macs(op["op_name"], shapes, out_shape))))
+                      macs=int(macs) // batch_size))
   return tuple(nodes)
 
 
@@ -223,8 +231,7 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
         f"{str(e)[:2000]}") from e
   calibrated = _tflite_private.with_signature(
       calibrated, [s.name for s in specs], [f"output_{i}" for i in range(len(function.outputs))])
-  nodes = read_nodes(calibrated, layers, _output_layers(model),
-                     sample_shapes=[a.shape[1:] for a in samples.arrays])
+  nodes = read_nodes(calibrated, layers, _output_layers(model), example_input(samples))
   return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),
                      layers=layers, nodes=nodes, input_names=tuple(s.name for s in specs),
                      seconds=time.perf_counter() - start)

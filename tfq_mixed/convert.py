@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from tfq_mixed import _tflite_private
@@ -17,12 +17,14 @@ from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
 from tfq_mixed import gpu_compatibility
 from tfq_mixed import model_graph
+from tfq_mixed import precisions
 from tfq_mixed import propagation
+from tfq_mixed import qtyping
 from tfq_mixed import rankers
 from tfq_mixed import segments
 from tfq_mixed import selector
 from tfq_mixed import writer
-from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_bool, check_positive_int,
+from tfq_mixed.qtyping import (LayerStats, Node, Precision, Ranker, check_bool, check_positive_int,
                                check_random_state, check_ratio)
 
 ANALYSIS_MEMORY_BUDGET_BYTES = 256 * 2**20
@@ -140,40 +142,55 @@ class Analysis:
         keep_float=[n.index for n in self.gpu_float_fixable_nodes] if gpu_compatible else ())
     # Ops without MACs that only read float outputs stay float too: no requantization in between.
     selection = segments.with_float_followers(selection, self.nodes, self._op_inputs())
-    # 5. Emit the config and the .tflite.
-    options = {"ratio": ratio, "ranker": ranker_name, "random_state": random_state,
-               "per_channel": self.options.per_channel, "max_samples": self.options.max_samples,
-               "gpu_compatible": gpu_compatible}
-    config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,
-                                selection=selection, num_samples=self.num_samples,
-                                tensorflow_version=tf.__version__,
-                                int8_unsupported_layers=self.int8_unsupported_layers)
+    if ratio == 0.0:
+      # No MACs in int8 is the float model: the ops without MACs (SOFTMAX, LayerNorm's MEAN, an
+      # ADD of two inputs) go float too.
+      selection = selector.all_float(selection, self.nodes)
+    # 5. Emit the .tflite and the config of what it really runs.
     tflite = (self.int8_model if not selection.float_nodes else _tflite_private.quantize(
         self.calibration.calibrated_model, per_channel=self.options.per_channel,
         denylisted_nodes=selection.float_nodes))
+    built = precisions.node_precisions(tflite, self.nodes)
+    options = {"ratio": ratio, "ranker": ranker_name, "random_state": random_state,
+               "per_channel": self.options.per_channel, "max_samples": self.options.max_samples,
+               "gpu_compatible": gpu_compatible}
+    achieved = precisions.mac_count(self.nodes, built).int8_mac_ratio
+    warned = []
+    if achieved < ratio - 1e-9:
+      warned.append(_unmet_ratio_warning(ratio, achieved, self.int8_unsupported_nodes))
+      warnings.warn(warned[-1], errors.BudgetWarning, stacklevel=2)
+    config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,
+                                selection=selection, nodes=self.nodes, built=built,
+                                num_samples=self.num_samples, tensorflow_version=tf.__version__,
+                                int8_unsupported_layers=self.int8_unsupported_layers,
+                                warnings=warned)
     return writer.Result(tflite=tflite, config=config, layers=self.layers, ranking=ranking,
-                         nodes=self.nodes, int8_unsupported_nodes=self.int8_unsupported_nodes)
+                         nodes=self.nodes, int8_unsupported_nodes=self.int8_unsupported_nodes,
+                         node_precisions=_by_name(self.nodes, built))
+
+
+def _unmet_ratio_warning(ratio: float, achieved: float, unsupported: Sequence[Node]) -> str:
+  ops = sorted({n.op_type for n in unsupported if n.is_compute})
+  why = (f"{', '.join(ops)} {'has' if len(ops) == 1 else 'have'} no int8 kernel in TFLite and "
+         "must run in float" if ops else "the ops left in float by TFLite need them")
+  return (f"Requested ratio={ratio:g} of the MACs in int8, but at most {achieved:.4f} can be: "
+          f"{why}. The model was built at {achieved:.4f}.")
+
+
+def _by_name(nodes: Sequence[Node], built: dict[int, Precision]) -> dict[str, Precision]:
+  return {n.name: built[n.index] for n in nodes if n.index in built}
 
 
 def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes,
                      twins: Optional[dict[int, int]] = None) -> tuple[Node, ...]:
   """The calibrated nodes the full-int8 model still runs in float: TFLite has no int8 kernel.
 
-  Read from the int8 flatbuffer itself (an op whose output stays floating-point or complex, Q/DQ
-  ops aside), so the report and the int8 MAC ratio say what the model really runs. `int8_model`
-  may be the twin model of `_tflite_private.layerwise_twins` with its `twins`.
+  Read from the int8 flatbuffer itself (`precisions`), so the report and the int8 MAC ratio say
+  what the model really runs. `int8_model` may be the twin model of
+  `_tflite_private.layerwise_twins` with its `twins`.
   """
-  interpreter = _tflite_private.make_interpreter(int8_model)
-  aligned = analyzer.align_int8_ops(calibration, interpreter, twins)
-  unsupported = []
-  for node in calibration.nodes:
-    op = aligned.get(node.index)
-    if op is None:
-      continue
-    dtype = np.dtype(_tflite_private.tensor_details(interpreter, op["outputs"][0])["dtype"])
-    if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating):
-      unsupported.append(node)
-  return tuple(unsupported)
+  built = precisions.node_precisions(int8_model, calibration.nodes, twins)
+  return tuple(n for n in calibration.nodes if built.get(n.index) == Precision.FLOAT)
 
 
 def _layers_of(nodes) -> tuple[str, ...]:
@@ -362,9 +379,26 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
         f"{config.tensorflow_version or 'an unknown version'}). Re-create the config.")
   tflite = _tflite_private.quantize(calibration.calibrated_model, per_channel=options.per_channel,
                                     denylisted_nodes=config.float_nodes)
+  built = precisions.node_precisions(tflite, calibration.nodes)
   denylisted = set(config.float_nodes)
-  unsupported = tuple(n for n in int8_unsupported(calibration, tflite) if n.name not in denylisted)
+  unsupported = tuple(n for n in calibration.nodes
+                      if built.get(n.index) == Precision.FLOAT and n.name not in denylisted)
   metrics = tuple(LayerStats(**{k: (float("nan") if v is None else v) for k, v in m.items()})
                   for m in config.metrics) if config.metrics else ()
+  # What the config's float_nodes build, described from the built model, must be what it says.
+  of_nodes = [name for n in calibration.nodes if n.name in denylisted for name in n.layers]
+  selection = qtyping.Selection(
+      float_layers=tuple(dict.fromkeys([n for n in config.float_layers if n in of_nodes] +
+                                       of_nodes)),
+      float_nodes=config.float_nodes, float_macs=0, total_macs=0)
+  layers = metrics or tuple(LayerStats(index=i, name=name, layer_type=kind, node=None, macs=0)
+                            for i, (name, kind) in enumerate(config.layers))
+  rebuilt = writer.make_config(
+      model_name=config.model_name, layers=layers, options=config.options, selection=selection,
+      nodes=calibration.nodes, built=built, num_samples=config.num_samples,
+      tensorflow_version=config.tensorflow_version,
+      int8_unsupported_layers=_layers_of(unsupported), warnings=config.warnings)
+  writer.check_built(config, rebuilt)
   return writer.Result(tflite=tflite, config=config, layers=metrics, nodes=calibration.nodes,
-                       int8_unsupported_nodes=unsupported)
+                       int8_unsupported_nodes=unsupported,
+                       node_precisions=_by_name(calibration.nodes, built))

@@ -36,3 +36,8 @@ class ConversionError(TfqMixedError, RuntimeError):
 
 class OutputError(TfqMixedError, OSError):
   """Results could not be written (folder not writable, file exists, disk full)."""
+
+
+class BudgetWarning(UserWarning):
+  """A requested budget cannot be met (e.g. more MACs must run in float than it allows); the model
+  is built as close to it as it can be, and the config and report say so."""

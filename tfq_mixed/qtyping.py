@@ -45,6 +45,14 @@ class Ranker(str, enum.Enum):
           f"{', '.join(repr(r.value) for r in cls)}.") from None
 
 
+class Precision(str, enum.Enum):
+  """What a TFLite op computes in (read from the built model, see `precisions`)."""
+
+  INT8 = "int8"  # static: int8 weights and int8 activations, scales from the calibration
+  DYNAMIC_INT8 = "dynamic_int8"  # int8 weights, float activations quantized at run time
+  FLOAT = "float"  # float32
+
+
 def check_ratio(ratio: Any) -> float:
   """Validates the int8 MAC ratio (QuantuneV2 Eq. 17 as a share of MACs) and returns it as float.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Sequence
 
 from tfq_mixed.qtyping import LayerStats, Node, Selection
@@ -77,3 +78,15 @@ def select_float_layers(ranking: Sequence[str], layers: Sequence[LayerStats],
       float_nodes=tuple(by_index[i].name for i in chosen),
       float_macs=float_macs, total_macs=total,
       int8_unsupported_nodes=tuple(by_index[i].name for i in unsupported))
+
+
+def all_float(selection: Selection, nodes: Sequence[Node]) -> Selection:
+  """`selection` with every other node float too (ratio 0: the float model), in graph order."""
+  chosen = set(selection.float_nodes)
+  rest = [n for n in sorted(nodes, key=lambda n: n.index) if n.name not in chosen]
+  layers = [name for n in rest for name in n.layers if name not in selection.float_layers]
+  return dataclasses.replace(
+      selection, float_nodes=selection.float_nodes + tuple(n.name for n in rest),
+      float_layers=selection.float_layers + tuple(dict.fromkeys(layers)),
+      float_macs=selection.float_macs + sum(n.macs for n in rest if n.name not in
+                                            set(selection.int8_unsupported_nodes)))

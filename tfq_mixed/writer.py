@@ -11,10 +11,13 @@ from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
 from tfq_mixed import gpu_compatibility
+from tfq_mixed import precisions
 from tfq_mixed import report
-from tfq_mixed.qtyping import LayerStats, Node, Ranker, Selection
+from tfq_mixed.qtyping import (FLOAT_BITS_PER_MAC, INT8_BITS_PER_MAC, LayerStats, Node,
+                               Precision, Ranker, Selection)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: `layer_precisions` and `warnings` added; every figure is read from the built model."""
 VERSION = "0.1.0"
 
 MODEL_FILE = "model.tflite"
@@ -30,13 +33,19 @@ class SelectiveQuantizationConfig:
     model_name: the Keras model's name.
     layers: every flattened layer as [name, type], to check a config against a model.
     options: ratio, per_channel, ranker, random_state, max_samples, gpu_compatible.
-    float_layers: Keras layer names kept float, most sensitive first.
+    float_layers: Keras layer names kept float, most sensitive first: the layers of the kept-float
+      nodes that run entirely in float in the built model (a layer with some of its MACs in int8
+      is 'mixed' in `layer_precisions`, not listed here).
     float_nodes: TFLite node names kept float (`denylisted_nodes`), in selection order.
-    int8_mac_ratio, float_macs, total_macs, bops, bops_reduction: Eq. 17 figures achieved.
+    int8_mac_ratio, float_macs, total_macs, bops, bops_reduction: Eq. 17 figures of the built
+      model (read from its tensor types, `precisions`).
     num_samples: calibration samples used.
     metrics: per-layer metrics records.
     tensorflow_version, tfq_mixed_version, schema_version: provenance.
     int8_unsupported_layers: layers with ops TFLite cannot run in int8 (float whatever the ratio).
+    layer_precisions: per layer, what it runs in ('int8', 'float', 'mixed', '-') and the MACs of
+      its nodes per precision, read from the built model (`precisions.LayerPrecision`).
+    warnings: what the build could not do as asked (e.g. a ratio no selection can reach).
   """
 
   model_name: str
@@ -55,6 +64,8 @@ class SelectiveQuantizationConfig:
   tfq_mixed_version: str = VERSION
   schema_version: int = SCHEMA_VERSION
   int8_unsupported_layers: tuple[str, ...] = ()
+  layer_precisions: dict[str, precisions.LayerPrecision] = dataclasses.field(default_factory=dict)
+  warnings: tuple[str, ...] = ()
 
   _REQUIRED = {"model_name": str, "layers": list, "options": dict, "float_layers": list,
                "float_nodes": list, "int8_mac_ratio": (int, float), "float_macs": int,
@@ -65,6 +76,8 @@ class SelectiveQuantizationConfig:
     out = dataclasses.asdict(self)
     out["layers"] = [list(pair) for pair in self.layers]
     out["metrics"] = [dict(m) for m in self.metrics]
+    out["layer_precisions"] = {name: p.to_dict() for name, p in self.layer_precisions.items()}
+    out["warnings"] = list(self.warnings)
     return out
 
   def to_json(self) -> str:
@@ -130,6 +143,11 @@ class SelectiveQuantizationConfig:
     kwargs["float_nodes"] = tuple(data["float_nodes"])
     kwargs["int8_unsupported_layers"] = tuple(data.get("int8_unsupported_layers", ()))
     kwargs["metrics"] = tuple(metrics)
+    kwargs["layer_precisions"] = _read_layer_precisions(data.get("layer_precisions", {}), names)
+    found = data.get("warnings", [])
+    if not isinstance(found, list) or not all(isinstance(w, str) for w in found):
+      raise _corrupted("warnings", found, "a list of strings")
+    kwargs["warnings"] = tuple(found)
     return cls(**kwargs)
 
   @classmethod
@@ -140,6 +158,30 @@ class SelectiveQuantizationConfig:
       raise errors.ConfigError(f"The config is not valid JSON ({e}). It is corrupted; re-create it "
                                "with tfq_mixed.convert().") from None
     return cls.from_dict(data)
+
+
+_LAYER_LABELS = {p.value for p in Precision} | {precisions.MIXED, precisions.NO_OP}
+
+
+def _read_layer_precisions(data: Any, names: set[str]) -> dict[str, precisions.LayerPrecision]:
+  """The `layer_precisions` field (absent before schema 2: empty, not known)."""
+  if not isinstance(data, dict):
+    raise _corrupted("layer_precisions", data, "an object of layer name -> precision record")
+  out = {}
+  for name, record in data.items():
+    where = f"layer_precisions[{name!r}]"
+    if name not in names:
+      raise _corrupted(where, name, "a layer listed in 'layers'")
+    if (not isinstance(record, dict) or record.get("precision") not in _LAYER_LABELS or
+        not isinstance(record.get("macs"), dict)):
+      raise _corrupted(where, record, "{'precision': one of " + ", ".join(
+          repr(v) for v in sorted(_LAYER_LABELS)) + ", 'macs': {precision: MACs}}")
+    for key, value in record["macs"].items():
+      if (key not in {p.value for p in Precision} or isinstance(value, bool) or
+          not isinstance(value, int) or value < 0):
+        raise _corrupted(f"{where}.macs.{key}", value, "a non-negative int per precision")
+    out[name] = precisions.LayerPrecision(record["precision"], dict(record["macs"]))
+  return out
 
 
 def _corrupted(field: str, value: Any, expected: str) -> errors.ConfigError:
@@ -203,23 +245,66 @@ def _check_metrics_record(record: Any, position: int) -> None:
 
 
 def make_config(*, model_name: str, layers: Sequence[LayerStats], options: dict[str, Any],
-                selection: Selection, num_samples: int, tensorflow_version: str,
-                int8_unsupported_layers: Sequence[str] = ()) -> SelectiveQuantizationConfig:
+                selection: Selection, nodes: Sequence[Node], built: dict[int, Precision],
+                num_samples: int, tensorflow_version: str,
+                int8_unsupported_layers: Sequence[str] = (),
+                warnings: Sequence[str] = ()) -> SelectiveQuantizationConfig:
+  """The config of a built model: the choice (`selection`) and the figures of what was built.
+
+  `built` holds each node's precision in the built .tflite (`precisions.node_precisions`); the
+  MAC figures, BOPs and per-layer precisions come from it, not from the selection.
+  """
+  counts = precisions.mac_count(nodes, built)
+  int8_macs = counts.by_precision[Precision.INT8.value]
+  float_macs = counts.total - int8_macs
+  # Dynamic-range kernels quantize activations on the fly and multiply in int8 too.
+  low_bit_macs = int8_macs + counts.by_precision[Precision.DYNAMIC_INT8.value]
+  bops = low_bit_macs * INT8_BITS_PER_MAC + (counts.total - low_bit_macs) * FLOAT_BITS_PER_MAC
+  by_layer = precisions.layer_precisions([l.name for l in layers], nodes, built)
   return SelectiveQuantizationConfig(
       model_name=model_name,
       layers=tuple((l.name, l.layer_type) for l in layers),
       options=dict(options),
-      float_layers=selection.float_layers,
+      float_layers=tuple(name for name in selection.float_layers
+                         if by_layer.get(name) and by_layer[name].precision == Precision.FLOAT.value),
       float_nodes=selection.float_nodes,
-      int8_mac_ratio=round(selection.int8_mac_ratio, 9),
-      float_macs=selection.float_macs,
-      total_macs=selection.total_macs,
-      bops=selection.bops,
-      bops_reduction=round(selection.bops_reduction, 9),
+      int8_mac_ratio=round(counts.int8_mac_ratio, 9),
+      float_macs=float_macs,
+      total_macs=counts.total,
+      bops=bops,
+      bops_reduction=round(1.0 - bops / (counts.total * FLOAT_BITS_PER_MAC), 9)
+      if counts.total else 0.0,
       num_samples=num_samples,
       metrics=tuple(l.to_dict() for l in layers),
       tensorflow_version=tensorflow_version,
-      int8_unsupported_layers=tuple(int8_unsupported_layers))
+      int8_unsupported_layers=tuple(int8_unsupported_layers),
+      layer_precisions=by_layer,
+      warnings=tuple(warnings))
+
+
+BUILT_FIELDS = ("int8_mac_ratio", "float_macs", "total_macs", "bops", "bops_reduction",
+                "float_layers", "int8_unsupported_layers", "layer_precisions")
+"""Config fields that describe the built model, checked when a config is applied again."""
+
+
+def check_built(recorded: SelectiveQuantizationConfig, built: SelectiveQuantizationConfig) -> None:
+  """Raises ConfigError naming the first field where a config disagrees with what it builds.
+
+  `built` is the config made from the model `recorded` built. A config of schema 1 has no
+  `layer_precisions`; that field is then not compared.
+  """
+  mine, theirs = recorded.to_dict(), built.to_dict()
+  fields = [f for f in BUILT_FIELDS if not (f == "layer_precisions" and not mine[f])]
+  wrong = [f for f in fields if mine[f] != theirs[f]]
+  if wrong:
+    field = wrong[0]
+    shown = lambda v: (repr(v) if len(repr(v)) <= 100 else repr(v)[:97] + "...")
+    also = f" (also: {', '.join(wrong[1:])})" if wrong[1:] else ""
+    raise errors.ConfigError(
+        f"The config field {field!r} is {shown(mine[field])}, but the model its float_nodes "
+        f"build has {shown(theirs[field])}{also}. The config was edited by hand or made by an "
+        "older tfq_mixed that counted differently. Re-create it with tfq_mixed.convert(), or "
+        "edit only float_nodes and let Result.config report what is built.")
 
 
 def _write_temp(path: str, data: bytes) -> str:
@@ -344,6 +429,8 @@ class Result:
     nodes: the TFLite nodes of the model.
     int8_unsupported_nodes: the nodes TFLite cannot run in int8 (no int8 kernel, e.g. CONV_3D or
       CUMSUM): float in every result, whatever the ratio; their MACs count as float.
+    node_precisions: TFLite node name -> the precision its op runs in within `tflite` (read from
+      the flatbuffer's tensor types; ops on integer tensors alone and Q/DQ ops are left out).
   """
 
   tflite: bytes
@@ -352,6 +439,17 @@ class Result:
   ranking: tuple[str, ...] = ()
   nodes: tuple[Node, ...] = ()
   int8_unsupported_nodes: tuple[Node, ...] = ()
+  node_precisions: dict[str, Precision] = dataclasses.field(default_factory=dict)
+
+  @property
+  def layer_precisions(self) -> dict[str, precisions.LayerPrecision]:
+    """Layer name -> what it runs in ('int8', 'float', 'mixed', '-') and its MACs per precision."""
+    return self.config.layer_precisions
+
+  @property
+  def warnings(self) -> tuple[str, ...]:
+    """What could not be done as asked (e.g. an int8 share no selection reaches)."""
+    return self.config.warnings
 
   @property
   def int8_mac_ratio(self) -> float:
@@ -398,7 +496,8 @@ class Result:
         name for name in self.config.int8_unsupported_layers
         if name not in self.config.float_layers)
     return report.rows(self.layers, ranking, float_layers,
-                       gpu_rejected_layers=self.gpu_incompatible_layers)
+                       gpu_rejected_layers=self.gpu_incompatible_layers,
+                       layer_precisions=self.config.layer_precisions)
 
   def report(self, limit: Optional[int] = 30) -> str:
     """A readable summary: the achieved ratio and the per-layer table, most sensitive first."""
@@ -410,6 +509,8 @@ class Result:
       head += (f"\nfloat, no int8 kernel in TFLite: "
                f"{', '.join(self.config.int8_unsupported_layers) or '(no layer)'}"
                + (f" (ops {ops})" if ops else ""))
+    for warning in self.config.warnings:
+      head += f"\nwarning: {warning}"
     if self.unmapped_nodes:
       head += "\nunmapped TFLite ops (no layer named; never attributed): " + ", ".join(
           f"{n.op_type}:{n.name}" for n in self.unmapped_nodes)

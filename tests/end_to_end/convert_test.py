@@ -167,7 +167,7 @@ def test_save_writes_all_three_and_does_not_clobber(digits_analysis, tmp_path):
   assert (tmp_path / "out" / "model.tflite").read_bytes() == result.tflite
   config = json.loads((tmp_path / "out" / "config.json").read_text())
   assert config["float_layers"] == list(result.float_layers)
-  assert config["schema_version"] == 1 and config["tensorflow_version"] == tf.__version__
+  assert config["schema_version"] == 2 and config["tensorflow_version"] == tf.__version__
   rows = (tmp_path / "out" / "report.csv").read_text().splitlines()
   assert len(rows) == 1 + len(digits_analysis.layers)
   floats = {r.split(",")[1] for r in rows[1:] if r.split(",")[5] == "float"}
