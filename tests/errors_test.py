@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfq_mixed
-from tfq_mixed import errors
+from tfq_mixed import errors, writer
 from tfq_mixed.qtyping import Ranker
 
 RANKERS = [r.value for r in Ranker]
@@ -380,6 +380,40 @@ def test_saved_config_round_trips_through_apply_config(tiny, tiny_result, tmp_pa
   rebuilt = tfq_mixed.apply_config(model, samples, tmp_path / "config.json")
   assert rebuilt.tflite == tiny_result.tflite
   assert rebuilt.config == tiny_result.config
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda c: c.update(float_nodes=[]), "int8_mac_ratio"),  # the issue's case: all int8 built
+    (lambda c: c.update(float_layers=[]), "float_layers"),
+    (lambda c: c.update(int8_mac_ratio=0.99), "int8_mac_ratio"),
+    (lambda c: c.update(bops=c["bops"] + 1), "bops"),
+    (lambda c: c["layer_precisions"]["conv"].update(precision="float"), "layer_precisions"),
+])
+def test_apply_config_reports_what_it_builds_or_names_the_field(tiny, tiny_result, tmp_path,
+                                                                 edit, field):
+  """A config's figures are checked against the model its float_nodes build, never echoed."""
+  model, samples = tiny
+  assert tiny_result.config.float_nodes  # ratio 0.5 keeps the conv float
+  data = json.loads(tiny_result.config.to_json())
+  edit(data)
+  (tmp_path / "config.json").write_text(json.dumps(data))
+  with pytest.raises(tfq_mixed.ConfigError, match=rf"The config field '{field}' is .* but the "
+                     "model its float_nodes build has"):
+    tfq_mixed.apply_config(model, samples, tmp_path / "config.json")
+
+
+def test_apply_config_of_an_edited_denylist_reports_the_built_model(tiny, tiny_result):
+  """Editing float_nodes and every figure with it gives a config that applies, and the Result
+  reports the all-int8 model it built (read from the .tflite, not the file)."""
+  model, samples = tiny
+  all_int8 = tfq_mixed.convert(model, samples, ratio=1.0)
+  data = json.loads(tiny_result.config.to_json())
+  for key in writer.BUILT_FIELDS + ("float_nodes",):
+    data[key] = json.loads(all_int8.config.to_json())[key]
+  rebuilt = tfq_mixed.apply_config(model, samples, json.dumps(data))
+  assert rebuilt.tflite == all_int8.tflite
+  assert rebuilt.int8_mac_ratio == 1.0 and rebuilt.float_layers == ()
+  assert set(rebuilt.node_precisions.values()) <= {tfq_mixed.Precision.INT8}
 
 
 def test_save_argument_types(tiny_result, tmp_path):

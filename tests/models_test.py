@@ -9,6 +9,8 @@ import inspect
 import itertools
 import math
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -205,6 +207,27 @@ def test_ops_without_int8_kernel_stay_float_and_are_reported(float_only_ops_resu
   assert any(r.split(",")[1] == "conv3d" and r.split(",")[5] == "float" for r in csv_rows)
   reread = tfq_mixed.SelectiveQuantizationConfig.from_json((tmp_path / "config.json").read_text())
   assert reread.int8_unsupported_layers == ("conv3d", "cumsum", "norm")
+
+
+def test_a_ratio_no_selection_reaches_warns_and_is_recorded(float_only_ops_result, tmp_path):
+  analysis = float_only_ops_result
+  total = sum(n.macs for n in analysis.nodes)
+  forced = sum(n.macs for n in analysis.int8_unsupported_nodes)
+  reachable = 1 - forced / total
+  with pytest.warns(tfq_mixed.BudgetWarning,
+                    match=rf"Requested ratio=0.9 .* at most {reachable:.4f} can be: CONV_3D has "
+                          "no int8 kernel"):
+    result = analysis.quantize(0.9)
+  assert result.int8_mac_ratio == pytest.approx(reachable)
+  (warning,) = result.warnings
+  assert "CONV_3D" in warning and warning in result.report()
+  result.save(tmp_path)
+  reread = tfq_mixed.load_config(tmp_path / "config.json")
+  assert reread.warnings == (warning,)
+  # A reachable request builds without a warning.
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", tfq_mixed.BudgetWarning)
+    assert analysis.quantize(reachable - 0.01).warnings == ()
 
 
 def test_budget_spent_by_float_only_ops_first(float_only_ops_result):

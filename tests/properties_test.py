@@ -252,3 +252,101 @@ def dataclass_with_node(layer: LayerStats, node: int) -> LayerStats:
 def test_selection_defaults_keep_older_callers_working():
   selection = Selection(float_layers=(), float_nodes=(), float_macs=0, total_macs=10)
   assert selection.int8_unsupported_nodes == () and selection.int8_mac_ratio == 1.0
+
+
+# The ratio contract on real conversions, against an independent MAC count.
+
+_COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
+
+
+def independent_macs(tflite: bytes, sample: np.ndarray) -> dict[str, int]:
+  """MACs per sample of a built model by precision of the activations its compute ops read.
+
+  Counted here from the tensor shapes the interpreter sizes when it runs `sample`, as output size
+  x products per output, where products per output are the filter's size over its output
+  channels (so neither filter layouts by position nor op options are read, unlike
+  `macs.op_macs`): for BATCH_MATMUL, the left operand's matrix size over the output rows.
+  """
+  from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
+  interpreter = _tflite_private.make_interpreter(tflite, builtin_only=True)
+  (detail,) = interpreter.get_input_details()
+  interpreter.resize_tensor_input(detail["index"], sample.shape, strict=False)
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(detail["index"], sample)
+  interpreter.invoke()
+
+  def tensor(index):
+    details = _tflite_private.tensor_details(interpreter, index)
+    return np.asarray(details["shape"]), np.dtype(details["dtype"])
+
+  counts = {"int8": 0, "float": 0}
+  for op in _tflite_private.ops(interpreter):
+    if op["op_name"] not in _COMPUTE_OPS:
+      continue
+    out, _ = tensor(op["outputs"][0])
+    if op["op_name"] == "BATCH_MATMUL":
+      lhs, dtype = tensor(op["inputs"][0])
+      macs = out.prod() * (lhs[-1] * lhs[-2] // out[-2])
+    else:
+      data = op["inputs"][2] if op["op_name"] == "TRANSPOSE_CONV" else op["inputs"][0]
+      filter_shape, _ = tensor(op["inputs"][1])
+      data_shape, dtype = tensor(data)
+      if op["op_name"] == "TRANSPOSE_CONV":  # each input value feeds a kh x kw x Cout patch
+        macs = data_shape.prod() * filter_shape.prod() // data_shape[-1]
+      else:
+        channels = filter_shape[-1] if op["op_name"] == "DEPTHWISE_CONV_2D" else filter_shape[0]
+        macs = out.prod() * filter_shape.prod() // channels
+    counts["int8" if dtype == np.int8 else "float"] += int(macs) // sample.shape[0]
+  return counts
+
+
+@st.composite
+def conv_model_specs(draw):
+  """(input size, layers): small real Keras models to build; convolutions with random strides,
+  dilations, groups, depth multipliers, transposed convolutions, then a dense head."""
+  size = draw(st.sampled_from([8, 12, 16]))
+  layers = [(draw(st.sampled_from(["conv", "dilated", "grouped", "depthwise", "transpose"])),
+             draw(st.sampled_from([1, 2])), draw(st.sampled_from([2, 3])))
+            for _ in range(draw(st.integers(2, 4)))]
+  return size, layers
+
+
+def build_conv_model(spec):
+  import keras  # pylint: disable=g-import-not-at-top
+  size, layers = spec
+  keras.utils.set_random_seed(size)
+  inputs = keras.Input((size, size, 4))
+  x = inputs
+  for i, (kind, one_or_two, two_or_three) in enumerate(layers):
+    if kind == "conv":
+      x = keras.layers.Conv2D(4 * one_or_two, 3, padding="same", strides=one_or_two,
+                              name=f"l{i}")(x)
+    elif kind == "dilated":
+      x = keras.layers.Conv2D(8, 3, padding="same", dilation_rate=two_or_three, name=f"l{i}")(x)
+    elif kind == "grouped":
+      x = keras.layers.Conv2D(8, 3, padding="same", groups=2 if x.shape[-1] % 2 == 0 else 1,
+                              name=f"l{i}")(x)
+    elif kind == "depthwise":
+      x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=one_or_two,
+                                       dilation_rate=two_or_three - 1, name=f"l{i}")(x)
+    else:
+      x = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", name=f"l{i}")(x)
+    x = keras.layers.ReLU(name=f"relu{i}")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  outputs = keras.layers.Dense(5, name="head")(x)
+  return keras.Model(inputs, outputs)
+
+
+@settings(max_examples=8, deadline=None)
+@given(conv_model_specs(), st.sampled_from([0.0, 0.3, 0.6, 0.9, 0.97, 1.0]))
+def test_int8_mac_ratio_is_the_independently_counted_share(spec, ratio):
+  model = build_conv_model(spec)
+  x = np.random.default_rng(0).normal(size=(6,) + tuple(model.inputs[0].shape[1:])).astype(
+      np.float32)
+  result = tfq_mixed.convert(model, x, ratio=ratio)
+  counts = independent_macs(result.tflite, x[:1])
+  total = counts["int8"] + counts["float"]
+  assert result.config.total_macs == total
+  assert result.config.float_macs == counts["float"]
+  assert result.int8_mac_ratio == pytest.approx(counts["int8"] / total, abs=1e-9)
+  assert result.int8_mac_ratio >= ratio - 1e-9  # never below the request
