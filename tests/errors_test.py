@@ -286,6 +286,15 @@ def test_multi_input_dataset_mismatches():
   with pytest.raises(tfq_mixed.DatasetError, match=r"dict with keys \['x'\]; expected keys "
                      r"\['input_0', 'input_1'\]"):
     tfq_mixed.convert(model, lambda: iter([{"x": xa[:1]}]))
+  # One array for a two-input model: what is expected, not a NumPy error.
+  with pytest.raises(tfq_mixed.DatasetError, match=r"The model has 2 inputs \('input_0' \('a'\) "
+                     r"of shape \(None, 4\), 'input_1' \('b'\) of shape \(None, 3\)\); "
+                     r"`representative_dataset` is one array of shape \(5, 4\). Pass a list of "
+                     r"2 arrays, one per input"):
+    tfq_mixed.convert(model, xa)
+  with pytest.raises(tfq_mixed.DatasetError, match=r"element 0 is one ndarray; the model has 2 "
+                     r"inputs .* Yield one array per model input"):
+    tfq_mixed.convert(model, iter(xa[:, None]))
 
 
 def test_float_samples_for_an_integer_input():

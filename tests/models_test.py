@@ -377,3 +377,45 @@ def test_zero_variance_activations_on_varied_inputs():
   assert dead.activation_sqnr_db == 100.0 or math.isnan(dead.activation_sqnr_db)
   _assert_metrics_finite_or_not_applicable(analysis.layers)
   _assert_rankings_total(analysis.layers)
+
+
+def test_a_model_with_a_fixed_batch_of_one_takes_the_quick_start_array(tmp_path):
+  """keras.Input(..., batch_size=1): the (N, H, W, C) array is fed one sample at a time."""
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input((8, 8, 1), batch_size=1)
+  x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+  x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+  x = keras.layers.Reshape((8 * 8 * 8,))(x)  # a batch-fixed graph: (1, 512)
+  outputs = keras.layers.Dense(4, name="head")(x)
+  model = keras.Model(inputs, outputs)
+  x = _rng().normal(size=(12, 8, 8, 1)).astype(np.float32)
+  analysis = tfq_mixed.analyze(model, x)
+  assert analysis.num_samples == 12
+  result = analysis.quantize(0.5)
+  assert result.int8_mac_ratio >= 0.5 and result.config.float_nodes
+  interpreter = _tflite_private.make_interpreter(result.tflite)
+  assert list(interpreter.get_input_details()[0]["shape_signature"]) == [1, 8, 8, 1]
+  runner = interpreter.get_signature_runner()
+  (output,) = runner(input_0=x[:1]).values()
+  assert output.shape == (1, 4)
+  result.save(tmp_path)
+  assert tfq_mixed.apply_config(model, x, tmp_path / "config.json").tflite == result.tflite
+
+
+def test_layer_names_tensorflow_scopes_reject_work_and_are_kept():
+  """Keras accepts ';', spaces, ':' and non-ASCII in layer names; TensorFlow's graph scopes do not."""
+  keras.utils.set_random_seed(0)
+  names = ["conv;1", "conv 2", "scope:3", "café"]
+  inputs = keras.Input((8, 8, 1))
+  x = inputs
+  for name in names:
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=name)(x)
+  outputs = keras.layers.Dense(2, name="head")(keras.layers.Flatten(name="flat")(x))
+  model = keras.Model(inputs, outputs)
+  x = _rng().normal(size=(8, 8, 8, 1)).astype(np.float32)
+  result = tfq_mixed.convert(model, x, ratio=0.8)
+  assert [l.name for l in result.layers if l.macs] == names + ["head"]
+  assert set(result.layer_precisions) >= set(names)
+  assert set(result.float_layers) <= set(names + ["head", "flat"]) and result.float_layers
+  assert [layer.name for layer in model.layers[1:5]] == names  # restored
+  assert tfq_mixed.apply_config(model, x, result.config).tflite == result.tflite

@@ -132,6 +132,13 @@ def test_to_onnx_is_atomic_and_reports_missing_tf2onnx(digits_analysis, tmp_path
   path = tmp_path / "sub" / "m.onnx"
   assert result.to_onnx(str(path)) == str(path)
   assert [p.name for p in path.parent.iterdir()] == ["m.onnx"]  # no temp file left
+  # No clobbering: an existing file stays unless overwrite=True, checked before converting.
+  path.write_bytes(b"keep me")
+  with pytest.raises(tfq_mixed.OutputError, match=r"m.onnx already exists. Pass overwrite=True"):
+    result.to_onnx(str(path))
+  assert path.read_bytes() == b"keep me"
+  assert result.to_onnx(str(path), overwrite=True) == str(path)
+  assert path.read_bytes() != b"keep me" and path.stat().st_size > 1000
   monkeypatch.setitem(sys.modules, "tf2onnx", None)
   with pytest.raises(tfq_mixed.ConversionError, match=r'pip install "tfq_mixed\[onnx\]"'):
     result.to_onnx(str(tmp_path / "other.onnx"))

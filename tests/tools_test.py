@@ -187,6 +187,27 @@ def test_sweep_labels_from_npy_and_without_labels(files, tmp_path):
   assert "agreement with float" in (tmp_path / "u" / "sweep.md").read_text()
 
 
+def test_tools_feed_a_fixed_batch_model_one_sample_at_a_time(digits, tmp_path):
+  """A model saved with keras.Input(..., batch_size=1) and an (N, 8, 8, 1) .npy of samples."""
+  import keras  # pylint: disable=g-import-not-at-top
+  source, x, y = digits
+  inputs = keras.Input((8, 8, 1), batch_size=1)
+  model = keras.Model(inputs, source(inputs), name="digits_batch1")
+  model.save(tmp_path / "batch1.keras")
+  np.save(tmp_path / "calibration.npy", x[:24])
+  np.save(tmp_path / "labels.npy", y[:24])
+  assert run_tool("quantize", f"--model={tmp_path / 'batch1.keras'}",
+                  f"--calibration={tmp_path / 'calibration.npy'}", "--ratio=0.8",
+                  f"--out={tmp_path / 'q'}") == 0
+  config = json.loads((tmp_path / "q" / "config.json").read_text())
+  assert config["num_samples"] == 24 and config["int8_mac_ratio"] >= 0.8
+  assert run_tool("sweep", f"--model={tmp_path / 'batch1.keras'}",
+                  f"--calibration={tmp_path / 'calibration.npy'}", "--ratios=0.9,1",
+                  f"--labels={tmp_path / 'labels.npy'}", f"--out={tmp_path / 's'}") == 0
+  rows = _csv(tmp_path / "s" / "sweep.csv")
+  assert len(rows) == 2 and all(0.8 < float(r["accuracy"]) <= 1.0 for r in rows)
+
+
 def test_sweep_rejects_bad_ratios(files, tmp_path):
   with pytest.raises(app.UsageError, match="--ratios"):
     run_tool("sweep", f"--model={files['model']}", f"--calibration={files['calibration']}",

@@ -66,7 +66,8 @@ def run_job(model, photos, out_dir: str, *, ratio: float = 0.9, per_channel: boo
   copies = 2 if mirror else 1
   views = np.concatenate([photos.images, photos.images[:, :, ::-1]][:copies])
   labels = None if photos.labels is None else np.concatenate([photos.labels] * copies)
-  float_outputs = np.asarray(model.predict(views, batch_size=20, verbose=0))
+  float_outputs = np.asarray(model.predict(views, batch_size=plots.keras_batch_size(model, 20),
+                                           verbose=0))
   float_model = latency.float_tflite(model)
   models = {"float": float_model, "int8": analysis.int8_model, "mixed": result.tflite}
   scores = {}

@@ -143,7 +143,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
 
   # Float pass: one traced function returning every compared layer's output. The Python around
   # the layer calls branches on Python values only: no AutoGraph (a second, slow trace) needed.
-  signature = [tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
+  signature = [tf.TensorSpec((samples.fixed_batch,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
                for a in samples.arrays]
 
   @tf.function(input_signature=signature, autograph=False)

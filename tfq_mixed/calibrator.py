@@ -50,8 +50,7 @@ class Calibration:
 
 def _export(model, specs: list[dataset_lib.InputSpec], directory: str) -> None:
   """Writes a SavedModel whose ops are named after the flattened layer calls (benchmarks only)."""
-  signature = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name)
-               for s in specs]
+  signature = [tf.TensorSpec(s.shape, tf.as_dtype(s.dtype), name=s.name) for s in specs]
 
   def serve(*inputs):
     outputs = model_graph.run_layers(model, list(inputs), scoped=True)
@@ -68,10 +67,10 @@ def scoped_function(model, specs: list[dataset_lib.InputSpec]):
 
   Its ops, and so the TFLite ops converted from them, are named after the flattened layer calls
   (`layer_mapping`). Freezing in memory, as `TFLiteConverter.from_keras_model` does, took half the
-  time of writing and re-reading a SavedModel (benchmarks/results/convert_overhead.md).
+  time of writing and re-reading a SavedModel (benchmarks/results/convert_overhead.md). The batch
+  axis stays as the model has it: free (None), or fixed (`keras.Input(..., batch_size=1)`).
   """
-  signature = [tf.TensorSpec((None,) + tuple(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name)
-               for s in specs]
+  signature = [tf.TensorSpec(s.shape, tf.as_dtype(s.dtype), name=s.name) for s in specs]
 
   @tf.function(input_signature=signature, autograph=False)
   def serve(*inputs):
@@ -231,11 +230,7 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
         f"{str(e)[:2000]}") from e
   calibrated = _tflite_private.with_signature(
       calibrated, [s.name for s in specs], [f"output_{i}" for i in range(len(function.outputs))])
-  nodes = read_nodes(calibrated, layers, _output_layers(model), example_input(samples))
+  nodes = read_nodes(calibrated, layers, _output_layers(model), samples.example())
   return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),
                      layers=layers, nodes=nodes, input_names=tuple(s.name for s in specs),
                      seconds=time.perf_counter() - start)
-
-
-def example_input(samples: dataset_lib.Samples) -> list[np.ndarray]:
-  return [a[:1] for a in samples.arrays]

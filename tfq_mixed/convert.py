@@ -198,7 +198,10 @@ def _layers_of(nodes) -> tuple[str, ...]:
 
 
 def _pass_batch_size(keras_model, samples: dataset_lib.Samples, batch_size: int) -> int:
-  """`batch_size`, lowered so one step's layer outputs fit `ANALYSIS_MEMORY_BUDGET_BYTES`."""
+  """`batch_size`, lowered so one step's layer outputs fit `ANALYSIS_MEMORY_BUDGET_BYTES` (a
+  model with a fixed batch axis takes exactly its batch)."""
+  if samples.fixed_batch:
+    return samples.fixed_batch
   per_sample = model_graph.output_bytes_per_sample(keras_model,
                                                    [a.shape[1:] for a in samples.arrays])
   return max(1, min(batch_size, ANALYSIS_MEMORY_BUDGET_BYTES // max(per_sample, 1)))

@@ -41,6 +41,11 @@ class InputSpec:
   dtype: np.dtype
   keras_name: str = ""
 
+  @property
+  def batch(self) -> int | None:
+    """The batch size the model fixes (`keras.Input(..., batch_size=1)`), else None."""
+    return self.shape[0] if self.shape and isinstance(self.shape[0], int) else None
+
 
 @dataclasses.dataclass(frozen=True)
 class Samples:
@@ -48,25 +53,37 @@ class Samples:
 
   Attributes:
     arrays: per model input, an array of shape (num_samples, ...).
+    fixed_batch: the batch size a model with a fixed batch axis takes (then every step feeds
+      exactly that many samples, and `num_samples` is a multiple of it); None for a free batch.
   """
 
   arrays: tuple[np.ndarray, ...]
+  fixed_batch: int | None = None
 
   @property
   def num_samples(self) -> int:
     return int(self.arrays[0].shape[0])
 
   def batches(self, batch_size: int):
-    """Yields lists of per-input arrays with up to `batch_size` samples each."""
+    """Yields lists of per-input arrays with up to `batch_size` samples each (exactly
+    `fixed_batch` for a model with a fixed batch axis)."""
+    batch_size = self.fixed_batch or batch_size
     for start in range(0, self.num_samples, batch_size):
       yield [a[start:start + batch_size] for a in self.arrays]
 
   def tflite_generator(self):
-    """A `representative_dataset` callable for TFLiteConverter: one sample at a time, in input order."""
+    """A `representative_dataset` callable for TFLiteConverter: one sample at a time (a fixed
+    batch at a time for a model with a fixed batch axis), in input order."""
+    step = self.fixed_batch or 1
+
     def gen():
-      for i in range(self.num_samples):
-        yield [a[i:i + 1] for a in self.arrays]
+      for i in range(0, self.num_samples, step):
+        yield [a[i:i + step] for a in self.arrays]
     return gen
+
+  def example(self) -> list[np.ndarray]:
+    """The first step's inputs: one sample, or one fixed batch."""
+    return [a[:self.fixed_batch or 1] for a in self.arrays]
 
 
 def model_input_specs(model) -> list[InputSpec]:
@@ -128,6 +145,17 @@ def _per_input_arrays(dataset: Any, specs: list[InputSpec]):
   return list(dataset)
 
 
+def _describe(specs: list[InputSpec]) -> str:
+  def named(s: InputSpec) -> str:  # Keras' automatic names ('keras_tensor_12') say nothing
+    return f" ({s.keras_name!r})" if s.keras_name and not s.keras_name.startswith(
+        "keras_tensor") else ""
+  return ", ".join(f"{s.name!r}{named(s)} of shape {_shape_text(s.shape)}" for s in specs)
+
+
+def _shape_text(shape) -> str:
+  return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
 def _split_element(element: Any, specs: list[InputSpec], index: int) -> list[np.ndarray]:
   """Splits one dataset element into one array per model input."""
   if isinstance(element, dict):
@@ -153,6 +181,11 @@ def _split_element(element: Any, specs: list[InputSpec], index: int) -> list[np.
           f"`representative_dataset` element {index} holds {len(parts)} arrays; the model has "
           f"{len(specs)} input(s). Yield one array per model input, in model.inputs order.")
     return [np.asarray(p) for p in parts]
+  if len(specs) > 1:
+    raise errors.DatasetError(
+        f"`representative_dataset` element {index} is one {type(element).__name__}; the model "
+        f"has {len(specs)} inputs ({_describe(specs)}). Yield one array per model input, in "
+        "model.inputs order, e.g. `[x_a[None], x_b[None]]`.")
   return [np.asarray(element)]
 
 
@@ -160,17 +193,19 @@ def _check_array(array: np.ndarray, spec: InputSpec, index: int, whole: bool = F
   """Checks one element's array (or, with `whole`, a whole array of samples) against the input."""
   where = (f"`representative_dataset` (input {spec.name!r})" if whole else
            f"`representative_dataset` element {index}, input {spec.name!r}")
-  expected = "(" + ", ".join("None" if d is None else str(d) for d in spec.shape) + ")"
+  expected = _shape_text((None,) + tuple(spec.shape[1:]))
   if (array.dtype == object or np.issubdtype(array.dtype, np.complexfloating) or
       not (np.issubdtype(array.dtype, np.number) or array.dtype == bool)):
     raise errors.DatasetError(
         f"{where} has dtype {array.dtype}; expected real numbers convertible to the model's input "
         f"dtype {spec.dtype}. Convert the samples, e.g. np.asarray(x, np.{spec.dtype}).")
-  if array.ndim == len(spec.shape) - 1 and _shape_matches((None,) + array.shape, spec.shape):
+  if array.ndim == len(spec.shape) - 1 and _shape_matches(array.shape, spec.shape[1:]):
     raise errors.DatasetError(
         f"{where} has shape {array.shape}; the model expects {expected}. Add a batch axis: "
         "x[None, ...].")
-  if array.ndim != len(spec.shape) or not _shape_matches(array.shape, spec.shape):
+  # The batch axis holds the samples, however many: a model with a fixed batch of 1 is fed one
+  # sample at a time.
+  if array.ndim != len(spec.shape) or not _shape_matches(array.shape[1:], spec.shape[1:]):
     raise errors.DatasetError(
         f"{where} has shape {array.shape}; the model expects {expected}. Resize or reshape the "
         "samples to the model's input shape.")
@@ -252,7 +287,31 @@ def load_samples(dataset: Any, specs: list[InputSpec],
     InvalidTypeError: a dataset of a type we cannot read.
   """
   max_samples = _check_max_samples(max_samples)
-  if isinstance(dataset, np.ndarray) and len(specs) == 1 and dataset.ndim > 0:
+  return _with_fixed_batch(_load(dataset, specs, max_samples), specs)
+
+
+def _with_fixed_batch(samples: Samples, specs: list[InputSpec]) -> Samples:
+  """`samples` for a model whose inputs fix the batch size: whole batches only."""
+  batch = next((s.batch for s in specs if s.batch is not None), None)
+  if batch is None:
+    return samples
+  if samples.num_samples < batch:
+    raise errors.DatasetError(
+        f"The model fixes its batch size to {batch} (its keras.Input has batch_size={batch}), so "
+        f"it takes samples {batch} at a time; `representative_dataset` holds "
+        f"{samples.num_samples}. Pass at least {batch} samples.")
+  keep = samples.num_samples - samples.num_samples % batch  # whole batches only
+  return Samples(arrays=tuple(a[:keep] for a in samples.arrays), fixed_batch=batch)
+
+
+def _load(dataset: Any, specs: list[InputSpec], max_samples: int) -> Samples:
+  if len(specs) > 1 and isinstance(dataset, np.ndarray):
+    raise errors.DatasetError(
+        f"The model has {len(specs)} inputs ({_describe(specs)}); `representative_dataset` is "
+        f"one array of shape {dataset.shape}. Pass a list of {len(specs)} arrays, one per input "
+        f"in model.inputs order ([x_0, x_1{', ...' if len(specs) > 2 else ''}]), or a callable "
+        "yielding one list of arrays per sample.")
+  if isinstance(dataset, np.ndarray) and dataset.ndim > 0:
     return _from_arrays([dataset], specs, max_samples)
   arrays = _per_input_arrays(dataset, specs)
   if arrays is not None:

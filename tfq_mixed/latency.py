@@ -49,8 +49,10 @@ def float_tflite(keras_model) -> bytes:
   """The plain float32 TFLite model of `keras_model`, the baseline for latency and agreement."""
   import tempfile  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import model_graph  # pylint: disable=g-import-not-at-top
   try:
-    with tempfile.TemporaryDirectory(prefix="tfq_mixed_float_") as directory:
+    with tempfile.TemporaryDirectory(prefix="tfq_mixed_float_") as directory, \
+         model_graph.tf_safe_names(model_graph.layer_objects(keras_model)):
       # Export quietly: TFLiteConverter.from_keras_model prints the whole signature.
       keras_model.export(directory, format="tf_saved_model", verbose=False)
       return tf.lite.TFLiteConverter.from_saved_model(directory).convert()
@@ -66,8 +68,8 @@ def _feed(interpreter, inputs: Optional[Sequence[np.ndarray]], rng: np.random.Ge
       interpreter.resize_tensor_input(detail["index"], shape)
   interpreter.allocate_tensors()
   for i, detail in enumerate(interpreter.get_input_details()):
-    if inputs is not None:
-      value = np.asarray(inputs[i])[:1].astype(detail["dtype"])
+    if inputs is not None:  # one sample (or the batch the model fixes)
+      value = np.asarray(inputs[i])[:detail["shape"][0]].astype(detail["dtype"])
     elif np.issubdtype(detail["dtype"], np.floating):
       value = rng.standard_normal(detail["shape"]).astype(detail["dtype"])
     else:

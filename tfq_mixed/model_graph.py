@@ -6,7 +6,9 @@ every TFLite op name says which Keras layer it came from) and the float pass (ev
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import contextlib
+import re
+from typing import Callable, Iterable, Optional
 
 import keras
 
@@ -18,6 +20,37 @@ SCOPE_PREFIX = "tfqm"
 
 def scope_name(index: int) -> str:
   return f"{SCOPE_PREFIX}{index:04d}"
+
+
+_TF_SCOPE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
+"""Names TensorFlow accepts for a name scope in a graph (`tf.name_scope`'s check)."""
+
+
+def tf_safe_name(name: str) -> str:
+  """`name` with every character a TensorFlow name scope rejects (';', ' ', ':', non-ASCII, ...)
+  replaced by '_'."""
+  safe = re.sub(r"[^A-Za-z0-9_.\-/>]", "_", name)
+  return safe if _TF_SCOPE_NAME.fullmatch(safe) else "x" + safe
+
+
+@contextlib.contextmanager
+def tf_safe_names(layers: Iterable):
+  """Gives the layers whose names TensorFlow's graph name scopes reject a safe name meanwhile.
+
+  Keras accepts any layer name, but each layer call opens `tf.name_scope(layer.name)`, which in a
+  traced function (conversion, `model.predict`) rejects ';', spaces, ':' and non-ASCII letters.
+  The names are restored on exit; what the user sees (reports, configs) keeps the originals.
+  """
+  renamed = []
+  try:
+    for layer in layers:
+      if not _TF_SCOPE_NAME.fullmatch(layer.name):
+        renamed.append((layer, layer.name))
+        layer.name = tf_safe_name(layer.name)
+    yield
+  finally:
+    for layer, name in renamed:
+      layer.name = name
 
 
 def _functional_of(model) -> Optional[object]:
@@ -88,11 +121,12 @@ def run_layers(model, inputs: list, on_layer: Optional[Callable] = None,
         counter[0] += 1
         if getattr(op, "_call_has_training_arg", False):
           kwargs["training"] = False
-        if scoped:
-          with tf.name_scope(scope_name(index)):
+        with tf_safe_names([op]):
+          if scoped:
+            with tf.name_scope(scope_name(index)):
+              outs = op(*args, **kwargs)
+          else:
             outs = op(*args, **kwargs)
-        else:
-          outs = op(*args, **kwargs)
         if on_layer is not None:
           on_layer(index, prefix, op, outs)
         return outs

@@ -193,12 +193,14 @@ def match_nodes(model_proto, nodes: Sequence[Node]) -> dict[str, ComputeOp]:
   return matched
 
 
-def export(result, path: str, *, opset: Optional[int] = None) -> str:
+def export(result, path: str, *, opset: Optional[int] = None, overwrite: bool = False) -> str:
   """Writes `result.tflite` as a QDQ ONNX model to `path` (atomically); returns the path.
 
-  The ONNX model's `metadata_props` hold the config JSON (`METADATA_KEY`).
+  The ONNX model's `metadata_props` hold the config JSON (`METADATA_KEY`). An existing `path` is
+  kept unless `overwrite`.
   """
   from tfq_mixed import writer  # pylint: disable=g-import-not-at-top
+  writer.refuse_clobber([path], overwrite)
   model_proto = convert(result.tflite, opset=opset, config_json=result.config.to_json())
   directory = os.path.dirname(os.path.abspath(path))
   try:

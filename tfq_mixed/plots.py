@@ -25,17 +25,32 @@ DEFAULT_RATIOS = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
 def predict(tflite: bytes, inputs: np.ndarray, batch_size: int = 50) -> np.ndarray:
-  """The first output of a single-input TFLite model on `inputs` (batch axis first), float32."""
+  """The first output of a single-input TFLite model on `inputs` (batch axis first), float32.
+
+  A model with a fixed batch axis is fed exactly that many samples at a time (the last batch
+  padded with copies of its last sample, whose outputs are dropped).
+  """
   interpreter = _tflite_private.make_interpreter(tflite, num_threads=os.cpu_count() or 1)
   runner = interpreter.get_signature_runner()
   input_name = sorted(runner.get_input_details())[0]
   # tfq_mixed names the outputs output_<i> in Keras order; other converters name them otherwise.
   output_name = sorted(runner.get_output_details())[0]
+  fixed = int(runner.get_input_details()[input_name]["shape_signature"][0])
+  batch_size = fixed if fixed > 0 else batch_size
   outputs = []
   for start in range(0, inputs.shape[0], batch_size):
     batch = np.asarray(inputs[start:start + batch_size], np.float32)
-    outputs.append(np.array(runner(**{input_name: batch})[output_name], np.float32))
+    count = batch.shape[0]
+    if fixed > 0 and count < fixed:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], fixed - count, axis=0)])
+    outputs.append(np.array(runner(**{input_name: batch})[output_name], np.float32)[:count])
   return np.concatenate(outputs)
+
+
+def keras_batch_size(model, default: int = 64) -> int:
+  """The batch size to run `model.predict` with: the one its inputs fix, else `default`."""
+  batch = model.inputs[0].shape[0]
+  return batch if isinstance(batch, int) else default
 
 
 def output_sqnr_db(reference: np.ndarray, quantized: np.ndarray) -> float:

@@ -343,6 +343,24 @@ def write_atomic(path: str, data: bytes) -> None:
     raise
 
 
+def refuse_clobber(paths, overwrite: bool, where: str = "output path") -> None:
+  """Raises OutputError if one of `paths` exists and not `overwrite` (checked before any work).
+
+  Raises:
+    InvalidTypeError: `overwrite` is not a bool.
+    OutputError: a file exists.
+  """
+  if not isinstance(overwrite, bool):
+    raise errors.InvalidTypeError(
+        f"`overwrite` must be a bool. Received: overwrite={overwrite!r}.")
+  if not overwrite:
+    existing = [os.fspath(p) for p in paths if os.path.lexists(p)]
+    if existing:
+      raise errors.OutputError(
+          f"{existing[0]} already exists. Pass overwrite=True to replace it, or choose another "
+          f"{where}.")
+
+
 def save_files(directory: str, files: dict[str, bytes], overwrite: bool = False) -> dict[str, str]:
   """Saves several files into `directory` as one unit; nothing is clobbered unless `overwrite`.
 
@@ -354,21 +372,13 @@ def save_files(directory: str, files: dict[str, bytes], overwrite: bool = False)
     InvalidTypeError: `directory` is not a path or `overwrite` not a bool.
     OutputError: a file exists (and not `overwrite`), or the folder is not writable or full.
   """
-  if not isinstance(overwrite, bool):
-    raise errors.InvalidTypeError(
-        f"`overwrite` must be a bool. Received: overwrite={overwrite!r}.")
   if not isinstance(directory, (str, os.PathLike)):
     raise errors.InvalidTypeError(
         f"`directory` must be a path (str or os.PathLike). Received: {directory!r} of type "
         f"{type(directory).__name__}. Pass the output folder, e.g. result.save('out/').")
   directory = os.fspath(directory)
   paths = {name: os.path.join(directory, name) for name in files}
-  if not overwrite:
-    existing = [p for p in paths.values() if os.path.lexists(p)]
-    if existing:
-      raise errors.OutputError(
-          f"{existing[0]} already exists. Pass overwrite=True to replace it, or choose another "
-          "output folder.")
+  refuse_clobber(paths.values(), overwrite, where="output folder")
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise errors.OutputError(
         f"{directory!r} is a file, not a folder. Pass a folder path for the results.")
@@ -525,11 +535,15 @@ class Result:
         REPORT_FILE: report.to_csv(self.report_rows()).encode(),
     }, overwrite=overwrite)
 
-  def to_onnx(self, path: str, *, opset: Optional[int] = None) -> str:
+  def to_onnx(self, path: str, *, opset: Optional[int] = None, overwrite: bool = False) -> str:
     """Writes the mixed model as a QDQ ONNX file (via tf2onnx), atomically; returns `path`.
 
     Int8 ops become QuantizeLinear/DequantizeLinear groups, the layers kept float stay float ops,
-    so ONNX Runtime and TensorRT run the same mix. Needs `pip install "tfq_mixed[onnx]"`.
+    so ONNX Runtime and TensorRT run the same mix. An existing file is not replaced unless
+    `overwrite` (checked before converting). Needs `pip install "tfq_mixed[onnx]"`.
+
+    Raises:
+      OutputError: `path` exists and not `overwrite`, or it cannot be written.
     """
     from tfq_mixed import onnx_export  # pylint: disable=g-import-not-at-top
-    return onnx_export.export(self, path, opset=opset)
+    return onnx_export.export(self, path, opset=opset, overwrite=overwrite)

@@ -67,7 +67,8 @@ def main(argv):
     analysis = tfq_mixed.analyze(model, calibration.images,
                                  per_channel=not _common.PER_TENSOR.value,
                                  max_samples=_common.MAX_SAMPLES.value, verbose=True)
-    float_outputs = np.asarray(model.predict(evaluation.images, batch_size=64, verbose=0))
+    float_outputs = np.asarray(model.predict(evaluation.images,
+                                               batch_size=plots.keras_batch_size(model), verbose=0))
     points = plots.sweep(analysis, evaluation.images, float_outputs, ratios=ratios,
                          labels=evaluation.labels, ranker=_common.RANKER.value, verbose=True)
     float_accuracy = plots.top1(float_outputs, evaluation.labels)
