@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from tfq_mixed import images
+from tfq_mixed.demo import images
 
 WIDTH, HEIGHT, OUT_W, OUT_H, CROP = 41, 29, 12, 10, 0.875
 

@@ -17,7 +17,6 @@ Writes:
 
 from __future__ import annotations
 
-import argparse
 import ast
 import glob
 import os
@@ -26,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+
+from absl import flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -105,14 +106,37 @@ def check_model(path: str) -> str:
           f"output {[int(s) for s in out['shape']]} {out['dtype'].__name__}")
 
 
+# absl flags in a registry of this script's own, so that importing it (the tests do) does not
+# clash with the library's command-line flags of the same names.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("model", os.path.join(REPO, "tfq_mixed_out", "model.tflite"),
+                    "The .tflite to bundle (default: tfq_mixed_out/model.tflite).", flag_values=FLAGS)
+flags.DEFINE_string("labels", None, "A labels file to copy instead of torchvision's names.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("image", None, "A JPEG to bundle instead of scikit-learn's china.jpg.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("out", ASSETS, "Assets folder (default: the app's).", flag_values=FLAGS)
+
+
+def _parse(argv) -> "flags.FlagValues | None":
+  """The flags of `argv` (program name excluded); None after a usage error."""
+  FLAGS.unparse_flags()
+  try:
+    FLAGS(["prepare_assets.py", *argv])
+  except flags.Error as e:
+    print(f"error: {e}. Pass --help for the flags.", file=sys.stderr)
+    return None
+  return FLAGS
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", default=os.path.join(REPO, "tfq_mixed_out", "model.tflite"),
-                      help="the .tflite to bundle (default: tfq_mixed_out/model.tflite)")
-  parser.add_argument("--labels", help="a labels file to copy instead of torchvision's names")
-  parser.add_argument("--image", help="a JPEG to bundle instead of scikit-learn's china.jpg")
-  parser.add_argument("--out", default=ASSETS, help="assets folder (default: the app's)")
-  args = parser.parse_args(argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if {"--help", "-h", "--helpfull"} & set(argv):
+    print(__doc__ + "\nflags:\n" + FLAGS.get_help())
+    return 0
+  args = _parse(argv)
+  if args is None:
+    return 2
 
   if not os.path.isfile(args.model):
     print(f"error: {args.model} does not exist. Run `python -m tfq_mixed` first (it writes "

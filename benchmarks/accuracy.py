@@ -1,7 +1,7 @@
 r"""Accuracy of mixed int8/float models per ranker and float budget, on real pretrained zoo models.
 
 For each model and weight mode (per-channel / per-tensor) of `CONFIGS`: one `tfq_mixed.analyze` on the
-canonical calibration split (`zoo_data`), then for every ranker and every float budget (share of MACs
+canonical calibration split (`common`), then for every ranker and every float budget (share of MACs
 kept float, `1 - ratio`) one `analysis.quantize`, evaluated on the canonical evaluation split.
 
 Rankers, all walked by the same selector over the same MAC budget:
@@ -43,18 +43,14 @@ import numpy as np
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 os.path.dirname(os.path.abspath(__file__))]
 import accuracy_report  # pylint: disable=g-import-not-at-top,wrong-import-position
-import zoo_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-CONFIGS = (("efficientnet_lite0", "per_tensor"), ("tiny_darknet", "per_channel"),
-           ("tiny_darknet", "per_tensor"), ("efficientnet_lite0", "per_channel"),
-           ("resnet56_cifar10", "per_channel"))
-"""(model, weight mode) pairs of the full run, in run order (the issue's targets first)."""
+CONFIGS = common.ACCURACY_CONFIGS
 QUICK_CONFIGS = (("tiny_darknet", "per_tensor"),)
 QUICK_EVAL_IMAGES = 300
-BUDGETS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.50)
+BUDGETS = common.ACCURACY_BUDGETS
 DEFAULT_RANKER = "quantune"
-BUILTIN_RANKERS = ("quantune", "quantune_paper", "weight_sqnr", "in_order", "random",
-                   "activation_sqnr", "weight_sqnr_delta", "mse")
+BUILTIN_RANKERS = common.LABEL_FREE_RANKERS
 REFERENCE_RANKERS = ("tflite_debugger", "top1_oracle")
 RANKERS = BUILTIN_RANKERS[:5] + ("tflite_debugger",) + BUILTIN_RANKERS[5:] + ("top1_oracle",)
 RANDOM_SEEDS = (0, 1, 2)
@@ -65,18 +61,18 @@ _QUICK = flags.DEFINE_bool("quick", False, f"Smoke run: {QUICK_CONFIGS[0][0]} "
                            f"{QUICK_CONFIGS[0][1]}, the first {QUICK_EVAL_IMAGES} evaluation "
                            "images; writes accuracy_quick.*.")
 _MODELS = flags.DEFINE_list("models", None, f"Zoo models (default: those of CONFIGS). One of "
-                            f"{', '.join(zoo_data.MODELS)}.")
+                            f"{', '.join(common.MODELS)}.")
 _MODES = flags.DEFINE_list("modes", None, "Weight modes: per_channel, per_tensor (default: the "
                            "modes CONFIGS lists for each model; given, every model runs each).")
 _RANKERS = flags.DEFINE_list("rankers", list(RANKERS), "Rankers to compare.")
 _BUDGETS = flags.DEFINE_list("budgets", [f"{b:g}" for b in BUDGETS],
                              "Float budgets: share of MACs kept float (1 - ratio).")
-_SHARED = flags.DEFINE_string("shared", zoo_data.DEFAULT_SHARED,
+_SHARED = flags.DEFINE_string("shared", common.DEFAULT_SHARED,
                               "Folder with zoo/ and data/ (default: ../shared beside the repo).")
-_OUT = flags.DEFINE_string("out", os.path.join(zoo_data.REPO_ROOT, "benchmarks", "results"),
+_OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
                            "Where the .md, .json and .png results are written.")
 _CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", os.path.join(zoo_data.REPO_ROOT, "benchmarks", ".cache", "accuracy"),
+    "cache_dir", os.path.join(common.REPO_ROOT, "benchmarks", ".cache", "accuracy"),
     "Evaluation cache (keyed by model bytes and image set); empty to disable.")
 _EVAL_IMAGES = flags.DEFINE_integer("eval_images", None, "Use only the first N evaluation images "
                                     "(default: the whole split; --quick: 300).", lower_bound=1)
@@ -89,9 +85,9 @@ def _configs() -> list[tuple[str, str]]:
     return list(QUICK_CONFIGS)
   models = _MODELS.value or list(dict.fromkeys(m for m, _ in CONFIGS))
   for m in models:
-    if m not in zoo_data.MODELS:
+    if m not in common.MODELS:
       raise app.UsageError(f"Unknown model {m!r} in --models. Expected some of: "
-                           f"{', '.join(zoo_data.MODELS)}.")
+                           f"{', '.join(common.MODELS)}.")
   for mode in _MODES.value or ():
     if mode not in MODES:
       raise app.UsageError(f"Unknown mode {mode!r} in --modes. Expected some of: {', '.join(MODES)}.")
@@ -134,26 +130,26 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                eval_images, latency_runs: int, cache_dir) -> dict:
   """All rankers x budgets on one model and weight mode; returns the JSON-ready record."""
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import latency  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
   from tfq_mixed.rankers import quantune  # pylint: disable=g-import-not-at-top
   import reference_rankers  # pylint: disable=g-import-not-at-top
 
   per_channel = mode == "per_channel"
-  model = zoo_data.load_model(shared, model_name)
-  calibration_x, calibration_y = zoo_data.load_split(shared, model_name, "calibration")
-  eval_x, eval_y = zoo_data.load_split(shared, model_name, "evaluation", eval_images)
-  zoo_data.log(f"{model_name} {mode}: {len(calibration_x)} calibration, {len(eval_x)} evaluation images")
+  model = common.load_model(shared, model_name)
+  calibration_x, calibration_y = common.load_split(shared, model_name, "calibration")
+  eval_x, eval_y = common.load_split(shared, model_name, "evaluation", eval_images)
+  common.log(f"{model_name} {mode}: {len(calibration_x)} calibration, {len(eval_x)} evaluation images")
   start = time.perf_counter()
   analysis = tfq_mixed.analyze(model, calibration_x, per_channel=per_channel)
   analysis_seconds = time.perf_counter() - start
   passes_seconds = analysis_seconds - analysis.calibration.seconds
-  zoo_data.log(f"analysis {analysis_seconds:.1f} s (calibration {analysis.calibration.seconds:.1f} s)")
+  common.log(f"analysis {analysis_seconds:.1f} s (calibration {analysis.calibration.seconds:.1f} s)")
   float_tflite = latency.float_tflite(model)
   evaluate = reference_rankers.Evaluator(eval_x, eval_y, f"{model_name}/evaluation/{len(eval_x)}",
                                          cache_dir)
   float_eval, int8_eval = evaluate(float_tflite), evaluate(analysis.int8_model)
   float_accuracy, int8_accuracy = float_eval.top1(eval_y), int8_eval.top1(eval_y)
-  zoo_data.log(f"float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}")
+  common.log(f"float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}")
 
   # Sensitivity lists (the paper's Table 3): label-free rankers reuse the analysis passes.
   orders, times = {}, {}
@@ -169,7 +165,7 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                      "includes": "the two analysis passes (calibration excluded) + ranking"}
   references = {}
   if "tflite_debugger" in rankers:
-    zoo_data.log("TFLite QuantizationDebugger ...")
+    common.log("TFLite QuantizationDebugger ...")
     ref = reference_rankers.tflite_debugger_ranking(model, calibration_x, analysis)
     references["tflite_debugger"] = ref
     orders["tflite_debugger"] = {0: ref.ranking}
@@ -177,15 +173,15 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
                                 "includes": "export + the debugger's own calibration + "
                                             "NumericVerify model + per-sample run", **ref.detail}
   if "top1_oracle" in rankers:
-    zoo_data.log("top-1 oracle on the calibration split ...")
+    common.log("top-1 oracle on the calibration split ...")
     calibration_evaluate = reference_rankers.Evaluator(
         calibration_x, calibration_y, f"{model_name}/calibration/{len(calibration_x)}", cache_dir)
-    ref = reference_rankers.top1_oracle_ranking(analysis, calibration_evaluate, progress=zoo_data.log)
+    ref = reference_rankers.top1_oracle_ranking(analysis, calibration_evaluate, progress=common.log)
     references["top1_oracle"] = ref
     orders["top1_oracle"] = {0: ref.ranking}
     times["top1_oracle"] = {"list_seconds": ref.seconds, "rank_seconds": None,
                             "includes": "one quantize + one labelled evaluation per compute node"}
-  zoo_data.log("sensitivity lists: " + ", ".join(f"{k} {v['list_seconds']:.2f} s" for k, v in times.items()))
+  common.log("sensitivity lists: " + ", ".join(f"{k} {v['list_seconds']:.2f} s" for k, v in times.items()))
 
   rows, latency_models = [], {"int8": analysis.int8_model, "float": float_tflite}
   # Per image: the share of the target budgets (0.02-0.20) at which each ranker's model is right,
@@ -220,9 +216,9 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
         row.update(accuracy_min=min(accuracies), accuracy_max=max(accuracies),
                    accuracy_std=float(np.std(accuracies)), runs=runs)
       rows.append(row)
-    zoo_data.log(f"{name}: " + " ".join(f"{r['budget']:g}:{r['accuracy']:.4f}" for r in rows
+    common.log(f"{name}: " + " ".join(f"{r['budget']:g}:{r['accuracy']:.4f}" for r in rows
                                  if r["ranker"] == name))
-  zoo_data.log(f"evaluations: {evaluate.evaluated} run, {evaluate.cached} from the cache")
+  common.log(f"evaluations: {evaluate.evaluated} run, {evaluate.cached} from the cache")
   paired = {}
   if DEFAULT_RANKER in correct:
     for name, other in correct.items():
@@ -230,7 +226,7 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
       paired[name] = {"difference": float(difference.mean()),
                       "standard_error": float(difference.std(ddof=1) / math.sqrt(len(difference)))}
 
-  zoo_data.log(f"latency: {len(latency_models)} models, XNNPACK 1 thread, {latency_runs} runs ...")
+  common.log(f"latency: {len(latency_models)} models, XNNPACK 1 thread, {latency_runs} runs ...")
   latencies = latency.compare(latency_models, threads=1, runs=latency_runs, warmup=3,
                               inputs=[eval_x[:1]])
   base = latencies[0].median_ms
@@ -296,22 +292,22 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
   configs, budgets, rankers = _configs(), _budgets(), _rankers()
-  shared = zoo_data.shared_dir(_SHARED.value)
+  shared = common.shared_dir(_SHARED.value)
   eval_images = _EVAL_IMAGES.value or (QUICK_EVAL_IMAGES if _QUICK.value else None)
   latency_runs = _LATENCY_RUNS.value or (10 if _QUICK.value else 30)
   base = "accuracy_quick" if _QUICK.value else "accuracy"
   out = os.path.abspath(_OUT.value)
   os.makedirs(out, exist_ok=True)
-  tf = zoo_data.setup_tensorflow()
+  tf = common.setup_tensorflow()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   report = {
-      "command": shlex.join(["python", os.path.relpath(sys.argv[0], zoo_data.REPO_ROOT)]
+      "command": shlex.join(["python", os.path.relpath(sys.argv[0], common.REPO_ROOT)]
                             + sys.argv[1:]),
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                   "load_average_start": [round(x, 2) for x in os.getloadavg()]},
       "tensorflow_version": tf.__version__, "python_version": platform.python_version(),
-      "tfq_mixed_version": tfq_mixed.__version__, "git_revision": zoo_data.git_revision(),
+      "tfq_mixed_version": tfq_mixed.__version__, "git_revision": common.git_revision(),
       "budgets": budgets, "rankers": rankers, "default_ranker": DEFAULT_RANKER,
       "random_seeds": list(RANDOM_SEEDS), "latency_runs": latency_runs,
       "quick": bool(_QUICK.value), "configs": [], "complete": False,
@@ -324,7 +320,7 @@ def main(argv):
     report["complete"] = len(report["configs"]) == len(configs)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     paths = accuracy_report.write(report, out, base)
-    zoo_data.log(f"wrote {', '.join(os.path.relpath(p, zoo_data.REPO_ROOT) for p in paths)}")
+    common.log(f"wrote {', '.join(os.path.relpath(p, common.REPO_ROOT) for p in paths)}")
   print(accuracy_report.render_markdown(report))
   print(f"Made by: {report['command']}", flush=True)
 

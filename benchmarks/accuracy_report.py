@@ -7,15 +7,16 @@ without rerunning anything.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import sys
-import tempfile
 from typing import Optional
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TARGET_CONFIGS = (("efficientnet_lite0", "per_tensor"), ("tiny_darknet", "per_channel"),
                   ("tiny_darknet", "per_tensor"))
@@ -26,20 +27,6 @@ GAP_TARGETS = ((0.05, 0.90), (0.10, 0.98))
 ORACLE_MARGIN = 0.003
 ORACLE_TIME_SHARE = 0.01
 NO_HARM_MARGIN = 0.003
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-  directory = os.path.dirname(path)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_" + os.path.basename(path), dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
 
 
 def _rows(config: dict, ranker: str) -> dict[float, dict]:
@@ -268,17 +255,17 @@ def _save(fig, path: str) -> str:
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
   _pyplot().close(fig)
-  _write_atomic(path, buffer.getvalue())
+  common.write_result(path, buffer.getvalue())
   return path
 
 
 def _spearman(a, b) -> float:
+  """Spearman's rank correlation of the pairs where both are known (ties share their mean rank)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
   pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
   if len(pairs) < 3:
     return math.nan
-  ra = np.argsort(np.argsort([p[0] for p in pairs]))
-  rb = np.argsort(np.argsort([p[1] for p in pairs]))
-  return float(np.corrcoef(ra, rb)[0, 1])
+  return float(stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
 
 
 def plot_nodes(config: dict, path: str) -> str:
@@ -358,7 +345,7 @@ def plot_nodes(config: dict, path: str) -> str:
 def write(report: dict, out: str, base: str) -> list[str]:
   """Writes `<base>.json`, the PNGs and `<base>.md` (atomically); returns their paths."""
   paths = [os.path.join(out, base + ".json")]
-  _write_atomic(paths[0], (json.dumps(report, indent=1, sort_keys=True) + "\n").encode())
+  common.write_result(paths[0], (json.dumps(report, indent=1, sort_keys=True) + "\n").encode())
   figures = []
   try:
     budget_png = plot_budgets(report, os.path.join(out, base + "_budgets.png"))
@@ -370,7 +357,7 @@ def write(report: dict, out: str, base: str) -> list[str]:
     print("matplotlib is not installed: no PNG plots.", file=sys.stderr)
   paths += [os.path.join(out, f) for f in figures]
   md = os.path.join(out, base + ".md")
-  _write_atomic(md, render_markdown(report, figures).encode())
+  common.write_result(md, render_markdown(report, figures).encode())
   return paths + [md]
 
 

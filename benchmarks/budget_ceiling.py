@@ -32,9 +32,8 @@ from absl import flags
 # Run as a script from a checkout: benchmark this checkout's tfq_mixed, not an installed copy.
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 os.path.dirname(os.path.abspath(__file__))]
-import accuracy_report  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reference_rankers  # pylint: disable=g-import-not-at-top,wrong-import-position
-import zoo_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 GAP_TARGETS = {0.05: 0.90, 0.10: 0.98}
 """Issue 3: share of the float-int8 gap to recover at these float budgets."""
@@ -44,11 +43,11 @@ MODES = ("per_channel", "per_tensor")
 _MODELS = flags.DEFINE_list("models", ["tiny_darknet"], "Zoo models (few compute nodes).")
 _MODES = flags.DEFINE_list("modes", ["per_channel", "per_tensor"], "Weight modes.")
 _BUDGETS = flags.DEFINE_list("budgets", ["0.05", "0.1"], "Float budgets (share of MACs).")
-_SHARED = flags.DEFINE_string("shared", zoo_data.DEFAULT_SHARED, "Folder with zoo/ and data/.")
-_OUT = flags.DEFINE_string("out", os.path.join(zoo_data.REPO_ROOT, "benchmarks", "results"),
+_SHARED = flags.DEFINE_string("shared", common.DEFAULT_SHARED, "Folder with zoo/ and data/.")
+_OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
                            "Where budget_ceiling.md and .json are written.")
 _CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", os.path.join(zoo_data.REPO_ROOT, "benchmarks", ".cache", "accuracy"),
+    "cache_dir", os.path.join(common.REPO_ROOT, "benchmarks", ".cache", "accuracy"),
     "Evaluation cache shared with accuracy.py; empty to disable.")
 
 
@@ -77,12 +76,12 @@ def maximal_sets(nodes, budget_macs: float) -> list[tuple]:
 def run_config(shared: str, model_name: str, mode: str, budgets: list[float], cache_dir):
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import latency  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
   from tfq_mixed import segments  # pylint: disable=g-import-not-at-top
   from tfq_mixed.qtyping import Selection  # pylint: disable=g-import-not-at-top
-  model = zoo_data.load_model(shared, model_name)
-  calibration_x, _ = zoo_data.load_split(shared, model_name, "calibration")
-  eval_x, eval_y = zoo_data.load_split(shared, model_name, "evaluation")
+  model = common.load_model(shared, model_name)
+  calibration_x, _ = common.load_split(shared, model_name, "calibration")
+  eval_x, eval_y = common.load_split(shared, model_name, "evaluation")
   per_channel = mode == "per_channel"
   analysis = tfq_mixed.analyze(model, calibration_x, per_channel=per_channel)
   evaluate = reference_rankers.Evaluator(eval_x, eval_y, f"{model_name}/evaluation/{len(eval_x)}",
@@ -97,12 +96,12 @@ def run_config(shared: str, model_name: str, mode: str, budgets: list[float], ca
   rows = []
   for budget in budgets:
     sets = maximal_sets(analysis.nodes, budget * total * (1.0 + 1e-12))
-    zoo_data.log(f"{model_name} {mode} budget {budget:g}: {len(sets)} maximal float sets")
+    common.log(f"{model_name} {mode} budget {budget:g}: {len(sets)} maximal float sets")
     results = []
     for chosen in sets:
       selection = Selection(float_layers=(), float_nodes=tuple(n.name for n in chosen),
                             float_macs=sum(n.macs for n in chosen), total_macs=total)
-      selection = segments.with_float_followers(selection, analysis.nodes, analysis._op_inputs())  # pylint: disable=protected-access
+      selection = segments.with_float_followers(selection, analysis.nodes, analysis.op_inputs)
       tflite = _tflite_private.quantize(analysis.calibration.calibrated_model,
                                         per_channel=per_channel,
                                         denylisted_nodes=selection.float_nodes)
@@ -164,28 +163,28 @@ def main(argv):
   if not all(0.0 < b < 1.0 for b in budgets):
     raise app.UsageError(f"--budgets must be numbers in (0, 1). Received: {_BUDGETS.value}.")
   for m in _MODELS.value:
-    if m not in zoo_data.MODELS:
-      raise app.UsageError(f"Unknown model {m!r}. Expected some of: {', '.join(zoo_data.MODELS)}.")
+    if m not in common.MODELS:
+      raise app.UsageError(f"Unknown model {m!r}. Expected some of: {', '.join(common.MODELS)}.")
   for mode in _MODES.value:
     if mode not in MODES:
       raise app.UsageError(f"Unknown mode {mode!r}. Expected some of: {', '.join(MODES)}.")
-  shared = zoo_data.shared_dir(_SHARED.value)
-  tf = zoo_data.setup_tensorflow()
+  shared = common.shared_dir(_SHARED.value)
+  tf = common.setup_tensorflow()
   report = {
-      "command": shlex.join(["python", os.path.relpath(sys.argv[0], zoo_data.REPO_ROOT)]
+      "command": shlex.join(["python", os.path.relpath(sys.argv[0], common.REPO_ROOT)]
                             + sys.argv[1:]),
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "tensorflow_version": tf.__version__, "python_version": platform.python_version(),
-      "git_revision": zoo_data.git_revision(),
+      "git_revision": common.git_revision(),
       "configs": [run_config(shared, m, mode, budgets, _CACHE_DIR.value or None)
                   for m in _MODELS.value for mode in _MODES.value],
   }
   out = os.path.abspath(_OUT.value)
   os.makedirs(out, exist_ok=True)
-  accuracy_report._write_atomic(os.path.join(out, "budget_ceiling.json"),  # pylint: disable=protected-access
+  common.write_result(os.path.join(out, "budget_ceiling.json"),
                                 (json.dumps(report, indent=1, sort_keys=True) + "\n").encode())
   markdown = render_markdown(report)
-  accuracy_report._write_atomic(os.path.join(out, "budget_ceiling.md"), markdown.encode())  # pylint: disable=protected-access
+  common.write_result(os.path.join(out, "budget_ceiling.md"), markdown.encode())
   print(markdown)
   print(f"Made by: {report['command']}", flush=True)
 

@@ -20,19 +20,16 @@ Usage:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import io
 import json
 import os
 import platform
 import pstats
-import resource
+import re
 import shlex
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 from absl import app
@@ -41,12 +38,12 @@ from absl import flags
 # Run as a script from a checkout: benchmark this checkout's tfq_mixed, not an installed copy.
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 os.path.dirname(os.path.abspath(__file__))]
-import zoo_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SHARED = flags.DEFINE_string(
-    "shared", zoo_data.DEFAULT_SHARED,
+    "shared", common.DEFAULT_SHARED,
     "Folder with zoo/ and data/ (default: ../shared relative to the repository root).")
-_MODEL = flags.DEFINE_enum("model", "efficientnet_lite0", list(zoo_data.IMAGENET_MODELS),
+_MODEL = flags.DEFINE_enum("model", "efficientnet_lite0", list(common.IMAGENET_MODELS),
                            "Zoo model; calibrated on the canonical 100-image ImageNet split.")
 _NUM_IMAGES = flags.DEFINE_integer(
     "num_images", 100, "Use the first N images of the 100-image calibration split (smoke runs).",
@@ -60,7 +57,7 @@ _MEMORY = flags.DEFINE_bool("memory", True, "Measure peak RSS of plain and ours 
 _PROFILE = flags.DEFINE_bool("profile", True,
                              "Profile the warm-up analysis with cProfile for a time breakdown.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", os.path.join(zoo_data.REPO_ROOT, "benchmarks", "results"),
+    "output_dir", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
     "Where convert_overhead.md and convert_overhead.json are written.")
 _CHILD = flags.DEFINE_enum("_child", None, ["plain", "ours"],
                            "Internal: measure one conversion's peak memory in this process.")
@@ -72,50 +69,9 @@ _CHILD_MARKER = "CONVERT_OVERHEAD_CHILD_RESULT "
 _RESULT_NAME = "convert_overhead"
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-  """Silences fd 1 (Keras' export prints every captured variable), keeps stderr for errors."""
-  sys.stdout.flush()
-  saved = os.dup(1)
-  try:
-    with open(os.devnull, "w", encoding="utf-8") as devnull:
-      os.dup2(devnull.fileno(), 1)
-      yield
-  finally:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
-def _setup_tensorflow():
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import warnings  # pylint: disable=g-import-not-at-top
-  warnings.filterwarnings("ignore")
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.set_verbosity(absl_logging.WARNING)  # TF's Python INFO logs go through absl
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel("ERROR")
-  return tf
-
-
-def plain_convert(model, images) -> bytes:
-  """TFLite's own full-int8 post-training quantization (float input and output)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  def representative_dataset():
-    for x in images:
-      yield [x[None]]
-
-  converter = tf.lite.TFLiteConverter.from_keras_model(model)
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  converter.representative_dataset = representative_dataset
-  with _quiet_stdout():
-    return converter.convert()
-
-
 def ours_convert(model, images, ratio):
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  with _quiet_stdout():
+  with common.quiet_stdout():
     return tfq_mixed.convert(model, images, ratio=ratio)
 
 
@@ -127,37 +83,20 @@ def _timed(fn, *args):
 
 # Peak memory, one fresh process per side.
 
-def _vm_hwm_mib() -> float | None:
-  """This process' own RSS high-water mark from /proc (not inherited across exec)."""
-  try:
-    with open("/proc/self/status", encoding="ascii") as f:
-      for line in f:
-        if line.startswith("VmHWM:"):
-          return int(line.split()[1]) / 1024.0
-  except OSError:
-    pass
-  return None
-
-
-def _maxrss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def _run_child(kind: str) -> None:
-  _setup_tensorflow()
-  import tfq_mixed  # pylint: disable=g-import-not-at-top,unused-import
-  shared = zoo_data.shared_dir(_SHARED.value)
-  model = zoo_data.load_model(shared, _MODEL.value)
-  images, _ = zoo_data.load_imagenet(shared, _MODEL.value, "calibration", _NUM_IMAGES.value)
-  before = {"ru_maxrss_mib": _maxrss_mib(), "vm_hwm_mib": _vm_hwm_mib()}
+  common.setup_tensorflow()
+  import tfq_mixed  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  shared = common.shared_dir(_SHARED.value)
+  model = common.load_model(shared, _MODEL.value)
+  images, _ = common.load_imagenet(shared, _MODEL.value, "calibration", _NUM_IMAGES.value)
+  before = {"ru_maxrss_mib": common.maxrss_mib(), "vm_hwm_mib": common.status_mib("VmHWM")}
   if kind == "plain":
-    seconds, _ = _timed(plain_convert, model, images)
+    seconds, _ = _timed(common.plain_int8_convert, model, images)
   else:
     seconds, _ = _timed(ours_convert, model, images, _RATIO.value)
-  result = {"kind": kind, "seconds": seconds, "before_convert": before,
-            "ru_maxrss_mib": _maxrss_mib(), "vm_hwm_mib": _vm_hwm_mib()}
-  sys.stdout.write(_CHILD_MARKER + json.dumps(result) + "\n")
-  sys.stdout.flush()
+  common.report_child(_CHILD_MARKER, {
+      "kind": kind, "seconds": seconds, "before_convert": before,
+      "ru_maxrss_mib": common.maxrss_mib(), "vm_hwm_mib": common.status_mib("VmHWM")})
 
 
 def _child_args(kind: str) -> list[str]:
@@ -169,25 +108,25 @@ def _child_args(kind: str) -> list[str]:
 def measure_memory(kind: str) -> dict:
   """Peak RSS of one conversion in a fresh subprocess of this script."""
   print(f"[memory] {kind} in a subprocess ...", flush=True)
-  proc = subprocess.run(_child_args(kind), capture_output=True, text=True, check=False)
-  for line in proc.stdout.splitlines():
-    if line.startswith(_CHILD_MARKER):
-      result = json.loads(line[len(_CHILD_MARKER):])
-      print(f"[memory] {kind}: peak {result['ru_maxrss_mib']:.0f} MiB "
-            f"({result['seconds']:.1f} s cold)", flush=True)
-      return result
-  sys.exit(f"error: the {kind} memory subprocess failed (exit {proc.returncode}):\n"
-           f"{proc.stderr[-4000:]}")
+  result = common.run_child(_child_args(kind), _CHILD_MARKER, f"{kind} memory")
+  print(f"[memory] {kind}: peak {result['ru_maxrss_mib']:.0f} MiB "
+        f"({result['seconds']:.1f} s cold)", flush=True)
+  return result
 
 
 # Time breakdown of ours from cProfile (no tfq_mixed internals imported, only their names read).
 
-_CALIBRATOR = ("tfq_mixed/calibrator.py", "calibrate")
-_ANALYZE_LAYERS = ("tfq_mixed/analyzer.py", "analyze_layers")
+_CALIBRATOR = [("tfq_mixed/calibrator.py", "calibrate")]
+_INT8_PASS = [("tfq_mixed/analyzer.py", "run")]
+_READS = [("tfq_mixed/analyzer.py", "pairs"), ("tfq_mixed/analyzer.py", "twin_arrays")]
+_PASSES = [("tfq_mixed/analyzer.py", "_run_passes")]
 _BREAKDOWN = (
-    # (label, functions as (file suffix, name), caller as (file suffix, name) or None): the
-    # cumulative time of those functions, counting only calls from the caller when one is given.
-    ("calibrate: trace + convert + calibrate (once)", [_CALIBRATOR], None),
+    # (label, functions as (file suffix, name), callers as [(file suffix, name)] or None): the
+    # cumulative time of those functions, counting only calls from the callers when given. Every
+    # entry must match a call in the profile (`_breakdown` raises otherwise), and every tfq_mixed
+    # function it names must exist (`check_breakdown`): a moved function fails the run, it does
+    # not report zero.
+    ("calibrate: trace + convert + calibrate (once)", _CALIBRATOR, None),
     ("  trace and freeze the layer-scoped function",
      [("tfq_mixed/calibrator.py", "scoped_function")], _CALIBRATOR),
     ("  TFLite convert + calibrate (calibrate_only)",
@@ -195,20 +134,21 @@ _BREAKDOWN = (
     ("  flatten layers, read nodes", [("tfq_mixed/model_graph.py", "flatten_layers"),
                                       ("tfq_mixed/calibrator.py", "_output_layers"),
                                       ("tfq_mixed/calibrator.py", "read_nodes")], _CALIBRATOR),
-    ("quantize calibrated model (mlir_quantize, all calls)",
+    ("quantize calibrated model (TFLite quantizer, all calls)",
      [("tfq_mixed/_tflite_private.py", "quantize")], None),
     ("  twin model (its quantize call, then NumericVerify ops taken out)",
      [("tfq_mixed/_tflite_private.py", "layerwise_twins")], None),
-    ("analyze_layers: float + int8 passes + metrics", [_ANALYZE_LAYERS], None),
+    ("analyze_layers: float + int8 passes + metrics", [("tfq_mixed/analyzer.py", "analyze_layers")],
+     None),
     # The float pass (Keras layers) and the metrics run in worker threads, which cProfile does not
     # see: what shows is the int8 pass and the time the main thread waited for the workers.
     ("  int8 pass with float twins (LiteRT invoke, one thread, the float pass beside it)",
-     [("ai_edge_litert/interpreter.py", "invoke")], _ANALYZE_LAYERS),
+     [("ai_edge_litert/interpreter.py", "invoke")], _INT8_PASS),
     ("  read int8 tensors (get_tensor, dequantize)",
      [("ai_edge_litert/interpreter.py", "get_tensor"),
-      ("tfq_mixed/_tflite_private.py", "dequantized_tensor")], _ANALYZE_LAYERS),
+      ("tfq_mixed/_tflite_private.py", "dequantized_tensor")], _READS),
     ("  waiting for the float pass and metrics workers",
-     [("concurrent/futures/_base.py", "result")], _ANALYZE_LAYERS),
+     [("concurrent/futures/_base.py", "result")], _PASSES),
     ("  weight SQNR (Keras kernels)", [("tfq_mixed/analyzer.py", "keras_weight_sqnr_db")], None),
     ("  fused weight SQNR (TFLite filters)", [("tfq_mixed/analyzer.py", "_fused_weight_sqnr")],
      None),
@@ -220,22 +160,37 @@ def _matches(key, wanted) -> bool:
   return function == wanted[1] and filename.replace(os.sep, "/").endswith(wanted[0])
 
 
+def check_breakdown() -> None:
+  """Fails before any work if a tfq_mixed function `_BREAKDOWN` names is not where it says."""
+  named = {f for _, functions, callers in _BREAKDOWN for f in functions + (callers or [])}
+  for path, function in sorted(named):
+    if not path.startswith("tfq_mixed/"):
+      continue
+    full = os.path.join(common.REPO_ROOT, path)
+    text = open(full, encoding="utf-8").read() if os.path.isfile(full) else ""
+    if not re.search(rf"^\s*def {function}\(", text, re.MULTILINE):
+      raise SystemExit(f"error: _BREAKDOWN names {path}:{function}, which does not exist (the "
+                       "code moved). Update _BREAKDOWN in benchmarks/convert_overhead.py.")
+
+
 def _breakdown(stats: pstats.Stats, total: float) -> list[dict]:
   table = stats.stats  # pylint: disable=no-member
   rows = []
-  for label, functions, caller in _BREAKDOWN:
+  for label, functions, wanted_callers in _BREAKDOWN:
     seconds, found = 0.0, False
     for key, (_, _, _, cumtime, callers) in table.items():
       if not any(_matches(key, f) for f in functions):
         continue
-      if caller is None:
+      if wanted_callers is None:
         seconds, found = seconds + cumtime, True
         continue
       for caller_key, caller_stats in callers.items():
-        if _matches(caller_key, caller):
+        if any(_matches(caller_key, c) for c in wanted_callers):
           seconds, found = seconds + caller_stats[3], True
-    rows.append({"step": label, "seconds": seconds if found else None,
-                 "share": seconds / total if found and total else None})
+    if not found:
+      raise RuntimeError(f"The time breakdown step {label.strip()!r} matched no call in the "
+                         "profile: the functions or callers it names moved. Update _BREAKDOWN.")
+    rows.append({"step": label, "seconds": seconds, "share": seconds / total if total else None})
   top_level = [row["seconds"] or 0.0 for row in rows if not row["step"].startswith(" ")]
   other = max(0.0, total - sum(top_level))
   rows.append({"step": "other (read samples, rank, select, config)", "seconds": other,
@@ -249,7 +204,7 @@ def profile_analysis(model, images, ratio):
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   profiler = cProfile.Profile() if _PROFILE.value else None
   start = time.perf_counter()
-  with _quiet_stdout():
+  with common.quiet_stdout():
     if profiler:
       profiler.enable()
     analysis = tfq_mixed.analyze(model, images)
@@ -273,34 +228,11 @@ def _verdict(ok: bool) -> str:
   return "PASS" if ok else "FAIL"
 
 
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
-
-
-def _git_revision() -> str:
-  try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=zoo_data.REPO_ROOT,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed"],
-                           cwd=zoo_data.REPO_ROOT, capture_output=True, text=True,
-                           check=True).stdout.strip()
-    return head + ("+uncommitted tfq_mixed changes" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
 def _source_digest() -> str:
   """sha256 over tfq_mixed/**/*.py as they are on disk: names the exact code that was measured."""
   import hashlib  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha256()
-  package = os.path.join(zoo_data.REPO_ROOT, "tfq_mixed")
+  package = os.path.join(common.REPO_ROOT, "tfq_mixed")
   for directory, _, files in sorted(os.walk(package)):
     for name in sorted(files):
       if name.endswith(".py"):
@@ -309,21 +241,6 @@ def _source_digest() -> str:
         with open(path, "rb") as f:
           digest.update(f.read() + b"\0")
   return digest.hexdigest()[:16]
-
-
-def _write_atomic(path: str, text: str) -> None:
-  directory = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_" + os.path.basename(path), dir=directory)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
 
 
 def _fmt(value, pattern="{:.3f}"):
@@ -401,7 +318,7 @@ def render_markdown(r: dict) -> str:
 
 
 def run_benchmark() -> dict:
-  shared = zoo_data.shared_dir(_SHARED.value)
+  shared = common.shared_dir(_SHARED.value)
   load_start = os.getloadavg()
   memory = None
   if _MEMORY.value:  # Before this process grows: the children start from a small parent.
@@ -409,17 +326,17 @@ def run_benchmark() -> dict:
     memory = {"plain": plain_mem, "ours": ours_mem,
               "ours_over_plain": ours_mem["ru_maxrss_mib"] / plain_mem["ru_maxrss_mib"]}
 
-  tf = _setup_tensorflow()
+  tf = common.setup_tensorflow()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  model = zoo_data.load_model(shared, _MODEL.value)
-  images, _ = zoo_data.load_imagenet(shared, _MODEL.value, "calibration", _NUM_IMAGES.value)
+  model = common.load_model(shared, _MODEL.value)
+  images, _ = common.load_imagenet(shared, _MODEL.value, "calibration", _NUM_IMAGES.value)
   print(f"[time] {_MODEL.value}, {len(images)} calibration images; warm-up analysis "
         f"{'under cProfile ' if _PROFILE.value else ''}...", flush=True)
   analysis, profile = profile_analysis(model, images, _RATIO.value)
 
   runs = {"plain_seconds": [], "ours_seconds": [], "quantize_seconds": []}
   for round_index in range(_REPEATS.value):
-    seconds, _ = _timed(plain_convert, model, images)
+    seconds, _ = _timed(common.plain_int8_convert, model, images)
     runs["plain_seconds"].append(seconds)
     seconds, _ = _timed(ours_convert, model, images, _RATIO.value)
     runs["ours_seconds"].append(seconds)
@@ -456,10 +373,10 @@ def run_benchmark() -> dict:
       "tensorflow_version": tf.__version__,
       "tfq_mixed_version": tfq_mixed.__version__,
       "python_version": platform.python_version(),
-      "git_revision": _git_revision(),
+      "git_revision": common.git_revision(),
       "tfq_mixed_source_sha256": _source_digest(),
       "machine": {"nproc": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
-                  "cpu": _cpu_model(), "platform": platform.platform(),
+                  "cpu": common.cpu_model(), "platform": platform.platform(),
                   "load_average_start": [round(v, 2) for v in load_start],
                   "load_average_end": [round(v, 2) for v in os.getloadavg()]},
   }
@@ -471,13 +388,15 @@ def main(argv):
   if _CHILD.value:
     _run_child(_CHILD.value)
     return
-  zoo_data.shared_dir(_SHARED.value)  # Exit with a clear message before any work.
+  common.shared_dir(_SHARED.value)  # Exit with a clear message before any work.
+  if _PROFILE.value:
+    check_breakdown()
   result = run_benchmark()
   markdown = render_markdown(result)
   output_dir = os.path.abspath(_OUTPUT_DIR.value)
-  _write_atomic(os.path.join(output_dir, _RESULT_NAME + ".json"),
-                json.dumps(result, indent=2, sort_keys=True) + "\n")
-  _write_atomic(os.path.join(output_dir, _RESULT_NAME + ".md"), markdown)
+  common.write_result(os.path.join(output_dir, _RESULT_NAME + ".json"),
+                      json.dumps(result, indent=2, sort_keys=True) + "\n")
+  common.write_result(os.path.join(output_dir, _RESULT_NAME + ".md"), markdown)
   print(markdown)
   print(f"Wrote {os.path.join(output_dir, _RESULT_NAME)}.md and .json", flush=True)
 

@@ -30,16 +30,12 @@ Usage:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import platform
-import resource
 import shlex
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -49,12 +45,12 @@ from absl import flags
 # Run as a script from a checkout: measure this checkout's tfq_mixed, not an installed copy.
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 os.path.dirname(os.path.abspath(__file__))]
-import zoo_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SHARED = flags.DEFINE_string(
-    "shared", zoo_data.DEFAULT_SHARED,
+    "shared", common.DEFAULT_SHARED,
     "Folder with zoo/ and data/ (default: ../shared relative to the repository root).")
-_MODEL = flags.DEFINE_enum("model", "efficientnet_lite0", list(zoo_data.IMAGENET_MODELS),
+_MODEL = flags.DEFINE_enum("model", "efficientnet_lite0", list(common.IMAGENET_MODELS),
                            "ImageNet zoo model to convert.")
 _NUM_IMAGES = flags.DEFINE_integer(
     "num_images", 500, "Real images: the 100 calibration images, then the evaluation split's first "
@@ -62,7 +58,7 @@ _NUM_IMAGES = flags.DEFINE_integer(
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None,
                                    "batch_size of tfq_mixed.analyze (default: its default).")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", os.path.join(zoo_data.REPO_ROOT, "benchmarks", "results"),
+    "output_dir", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
     "Where memory.md and memory.json are written.")
 _CHILD = flags.DEFINE_enum("_child", None, ["plain", "analyze"],
                            "Internal: measure one conversion's peak memory in this process.")
@@ -71,22 +67,6 @@ TARGET = 1.5
 _CHILD_MARKER = "MEMORY_BENCHMARK_CHILD_RESULT "
 _RESULT_NAME = "memory"
 _SAMPLE_SECONDS = 0.02
-
-
-def _status_mib(field: str) -> float | None:
-  """A size field of /proc/self/status (VmRSS, VmHWM) in MiB."""
-  try:
-    with open("/proc/self/status", encoding="ascii") as f:
-      for line in f:
-        if line.startswith(field + ":"):
-          return int(line.split()[1]) / 1024.0
-  except OSError:
-    pass
-  return None
-
-
-def _maxrss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 class _RssSampler:
@@ -100,7 +80,7 @@ class _RssSampler:
 
   def _run(self):
     while not self._stop.is_set():
-      rss = _status_mib("VmRSS")
+      rss = common.status_mib("VmRSS")
       if rss is not None:
         self.peaks[self.step] = max(self.peaks.get(self.step, 0.0), rss)
       time.sleep(_SAMPLE_SECONDS)
@@ -114,43 +94,14 @@ class _RssSampler:
     self._thread.join()
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-  """Silences fd 1 (Keras' export prints every captured variable), keeps stderr for errors."""
-  sys.stdout.flush()
-  saved = os.dup(1)
-  try:
-    with open(os.devnull, "w", encoding="utf-8") as devnull:
-      os.dup2(devnull.fileno(), 1)
-      yield
-  finally:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
 def load_images(shared: str, model_name: str, num_images: int):
   """`num_images` real images: the calibration split, then the evaluation split's first images."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  calibration = zoo_data.imagenet_files(shared, "calibration")
-  evaluation = zoo_data.imagenet_files(shared, "evaluation")
+  calibration = common.imagenet_files(shared, "calibration")
+  evaluation = common.imagenet_files(shared, "evaluation")
   files = (calibration + evaluation)[:num_images]
-  images = np.stack([zoo_data.preprocess_imagenet(f, model_name) for f in files])
+  images = np.stack([common.preprocess_imagenet(f, model_name) for f in files])
   return images, len(set(files) & set(calibration)), len(set(files) & set(evaluation))
-
-
-def plain_convert(model, images) -> bytes:
-  """TFLite's own full-int8 post-training quantization (float input and output)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  def representative_dataset():
-    for x in images:
-      yield [x[None]]
-
-  converter = tf.lite.TFLiteConverter.from_keras_model(model)
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  converter.representative_dataset = representative_dataset
-  return converter.convert()
 
 
 def _instrument_analyze(sampler: _RssSampler):
@@ -175,21 +126,17 @@ def _instrument_analyze(sampler: _RssSampler):
 
 
 def _run_child(kind: str) -> None:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import warnings  # pylint: disable=g-import-not-at-top
-  warnings.filterwarnings("ignore")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel("ERROR")
+  common.setup_tensorflow()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  shared = zoo_data.shared_dir(_SHARED.value)
-  model = zoo_data.load_model(shared, _MODEL.value)
+  shared = common.shared_dir(_SHARED.value)
+  model = common.load_model(shared, _MODEL.value)
   images, _, _ = load_images(shared, _MODEL.value, _NUM_IMAGES.value)
-  before = {"ru_maxrss_mib": _maxrss_mib(), "vm_rss_mib": _status_mib("VmRSS")}
+  before = {"ru_maxrss_mib": common.maxrss_mib(), "vm_rss_mib": common.status_mib("VmRSS")}
   with _RssSampler(kind) as sampler:
     start = time.perf_counter()
-    with _quiet_stdout():
+    with common.quiet_stdout():
       if kind == "plain":
-        plain_convert(model, images)
+        common.plain_int8_convert(model, images)
       else:
         if os.environ.get("TFQ_MIXED_MEMORY_STEPS", "1") == "1":
           _instrument_analyze(sampler)
@@ -198,12 +145,11 @@ def _run_child(kind: str) -> None:
         if analysis.num_samples != len(images):
           raise RuntimeError(f"analyze used {analysis.num_samples} samples, expected {len(images)}")
     seconds = time.perf_counter() - start
-  result = {"kind": kind, "seconds": seconds, "num_images": int(len(images)),
-            "images_mib": images.nbytes / 2**20, "before_convert": before,
-            "ru_maxrss_mib": _maxrss_mib(), "vm_hwm_mib": _status_mib("VmHWM"),
-            "sampled_peak_mib_by_step": {k: round(v, 1) for k, v in sampler.peaks.items()}}
-  sys.stdout.write(_CHILD_MARKER + json.dumps(result) + "\n")
-  sys.stdout.flush()
+  common.report_child(_CHILD_MARKER, {
+      "kind": kind, "seconds": seconds, "num_images": int(len(images)),
+      "images_mib": images.nbytes / 2**20, "before_convert": before,
+      "ru_maxrss_mib": common.maxrss_mib(), "vm_hwm_mib": common.status_mib("VmHWM"),
+      "sampled_peak_mib_by_step": {k: round(v, 1) for k, v in sampler.peaks.items()}})
 
 
 def _child_args(kind: str) -> list[str]:
@@ -218,41 +164,11 @@ def _child_args(kind: str) -> list[str]:
 def measure(kind: str) -> dict:
   """Peak RSS of one conversion in a fresh subprocess of this script."""
   print(f"[memory] {kind} in a subprocess ...", flush=True)
-  proc = subprocess.run(_child_args(kind), capture_output=True, text=True, check=False)
-  for line in proc.stdout.splitlines():
-    if line.startswith(_CHILD_MARKER):
-      result = json.loads(line[len(_CHILD_MARKER):])
-      print(f"[memory] {kind}: peak {result['ru_maxrss_mib']:.0f} MiB, before converting "
-            f"{result['before_convert']['ru_maxrss_mib']:.0f} MiB ({result['seconds']:.1f} s)",
-            flush=True)
-      return result
-  sys.exit(f"error: the {kind} subprocess failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-
-
-def _git_revision() -> str:
-  try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=zoo_data.REPO_ROOT,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tfq_mixed"],
-                           cwd=zoo_data.REPO_ROOT, capture_output=True, text=True,
-                           check=True).stdout.strip()
-    return head + ("+uncommitted tfq_mixed changes" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
-
-def _write_atomic(path: str, text: str) -> None:
-  directory = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_" + os.path.basename(path), dir=directory)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
+  result = common.run_child(_child_args(kind), _CHILD_MARKER, kind)
+  print(f"[memory] {kind}: peak {result['ru_maxrss_mib']:.0f} MiB, before converting "
+        f"{result['before_convert']['ru_maxrss_mib']:.0f} MiB ({result['seconds']:.1f} s)",
+        flush=True)
+  return result
 
 
 def render_markdown(r: dict) -> str:
@@ -299,9 +215,9 @@ def render_markdown(r: dict) -> str:
 
 
 def run_benchmark() -> dict:
-  shared = zoo_data.shared_dir(_SHARED.value)
-  calibration = zoo_data.imagenet_files(shared, "calibration")
-  chosen = (calibration + zoo_data.imagenet_files(shared, "evaluation"))[:_NUM_IMAGES.value]
+  shared = common.shared_dir(_SHARED.value)
+  calibration = common.imagenet_files(shared, "calibration")
+  chosen = (calibration + common.imagenet_files(shared, "evaluation"))[:_NUM_IMAGES.value]
   plain, ours = measure("plain"), measure("analyze")
   ratio = ours["ru_maxrss_mib"] / plain["ru_maxrss_mib"]
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (after the children)
@@ -323,7 +239,7 @@ def run_benchmark() -> dict:
       "analyze": ours,
       "tensorflow_version": tf.__version__,
       "python_version": platform.python_version(),
-      "git_revision": _git_revision(),
+      "git_revision": common.git_revision(),
       "machine": {"nproc": len(os.sched_getaffinity(0)), "mem_total_gib": round(mem_total, 1),
                   "platform": platform.platform()},
   }
@@ -335,13 +251,13 @@ def main(argv):
   if _CHILD.value:
     _run_child(_CHILD.value)
     return
-  zoo_data.shared_dir(_SHARED.value)  # Exit with a clear message before any work.
+  common.shared_dir(_SHARED.value)  # Exit with a clear message before any work.
   result = run_benchmark()
   markdown = render_markdown(result)
   output_dir = os.path.abspath(_OUTPUT_DIR.value)
-  _write_atomic(os.path.join(output_dir, _RESULT_NAME + ".json"),
+  common.write_result(os.path.join(output_dir, _RESULT_NAME + ".json"),
                 json.dumps(result, indent=2, sort_keys=True) + "\n")
-  _write_atomic(os.path.join(output_dir, _RESULT_NAME + ".md"), markdown)
+  common.write_result(os.path.join(output_dir, _RESULT_NAME + ".md"), markdown)
   print(markdown)
   print(f"Wrote {os.path.join(output_dir, _RESULT_NAME)}.md and .json", flush=True)
 

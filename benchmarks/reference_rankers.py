@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tfq_mixed import plots
+from tfq_mixed.evaluation import scores
 
 
 def _log_probabilities(outputs: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ class Evaluator:
       except (OSError, ValueError, KeyError):
         pass  # a truncated file from an interrupted run: evaluate again
     start = time.perf_counter()
-    outputs = plots.predict(tflite, self.images, batch_size=self.batch_size)
+    outputs = scores.predict(tflite, self.images, batch_size=self.batch_size)
     log_probabilities = _log_probabilities(outputs)
     evaluation = Evaluation(
         predictions=np.argmax(outputs, axis=-1).astype(np.int32),
@@ -195,6 +195,7 @@ def tflite_debugger_ranking(keras_model, images: np.ndarray, analysis) -> Refere
   export to the statistics (the debugger calibrates on `images` itself).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
   from tfq_mixed import calibrator  # pylint: disable=g-import-not-at-top
   from tfq_mixed import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
   from tfq_mixed import layer_mapping  # pylint: disable=g-import-not-at-top
@@ -211,7 +212,7 @@ def tflite_debugger_ranking(keras_model, images: np.ndarray, analysis) -> Refere
     converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
-    converter._experimental_disable_per_channel = not analysis.options.per_channel  # pylint: disable=protected-access
+    _tflite_private.set_per_channel(converter, analysis.options.per_channel)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
     debugger.run()
   buffer = io.StringIO()

@@ -25,18 +25,15 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zoo_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-CONFIGS = (("efficientnet_lite0", "per_tensor"), ("tiny_darknet", "per_channel"),
-           ("tiny_darknet", "per_tensor"), ("efficientnet_lite0", "per_channel"),
-           ("resnet56_cifar10", "per_channel"))
-BUDGETS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.50)
-RANKERS = ("quantune", "quantune_paper", "weight_sqnr", "in_order", "random", "activation_sqnr",
-           "weight_sqnr_delta", "mse")
+CONFIGS = common.ACCURACY_CONFIGS
+BUDGETS = common.ACCURACY_BUDGETS
+RANKERS = common.LABEL_FREE_RANKERS
 APPLY_CONFIG_CHECK = ("quantune", 0.10)
 
 _SHARED = flags.DEFINE_string("shared", None, "The shared folder (default ../shared).")
-_OUT = flags.DEFINE_string("out", os.path.join(zoo_data.REPO_ROOT, "benchmarks", "results",
+_OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "results",
                                                "selections.json"),
                            "Where the JSON goes; the markdown summary goes beside it.")
 _COMPARE = flags.DEFINE_string("compare", None, "An earlier selections.json to compare with.")
@@ -44,8 +41,8 @@ _COMPARE = flags.DEFINE_string("compare", None, "An earlier selections.json to c
 
 def fingerprint(shared: str, model_name: str, mode: str) -> dict:
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  model = zoo_data.load_model(shared, model_name)
-  calibration_x, _ = zoo_data.load_split(shared, model_name, "calibration")
+  model = common.load_model(shared, model_name)
+  calibration_x, _ = common.load_split(shared, model_name, "calibration")
   analysis = tfq_mixed.analyze(model, calibration_x, per_channel=mode == "per_channel")
   selections = {}
   for ranker in RANKERS:
@@ -61,7 +58,7 @@ def fingerprint(shared: str, model_name: str, mode: str) -> dict:
           rebuilt = tfq_mixed.apply_config(model, calibration_x,
                                            os.path.join(directory, "config.json"))
         same_bytes = rebuilt.tflite == result.tflite
-  zoo_data.log(f"{model_name} {mode}: {len(selections)} selections; apply_config same bytes: "
+  common.log(f"{model_name} {mode}: {len(selections)} selections; apply_config same bytes: "
                f"{same_bytes}")
   return {"model": model_name, "mode": mode, "selections": selections,
           "apply_config_same_bytes": same_bytes}
@@ -91,12 +88,12 @@ def compare(old: dict, new: dict) -> list[str]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
-  zoo_data.setup_tensorflow()
-  shared = zoo_data.shared_dir(_SHARED.value)
+  common.setup_tensorflow()
+  shared = common.shared_dir(_SHARED.value)
   command = "python benchmarks/selections.py" + "".join(f" {a}" for a in sys.argv[1:])
-  record = {"command": command, "git_revision": zoo_data.git_revision(),
+  record = {"command": command, "git_revision": common.git_revision(),
             "configs": [fingerprint(shared, m, mode) for m, mode in CONFIGS]}
-  lines = [f"# Selections of the accuracy benchmark", "", f"`{command}` at git "
+  lines = ["# Selections of the accuracy benchmark", "", f"`{command}` at git "
            f"{record['git_revision']}: {len(RANKERS)} rankers x {len(BUDGETS)} budgets per config.",
            ""]
   for config in record["configs"]:
@@ -110,12 +107,8 @@ def main(argv):
                                "differences": differences}
     lines += ["", f"Compared with {_COMPARE.value} (git {earlier.get('git_revision')}): "
               f"{len(differences)} selection(s) differ."] + [f"- {d}" for d in differences]
-  text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  with open(_OUT.value, "w", encoding="utf-8") as f:
-    f.write(text)
-  with open(os.path.splitext(_OUT.value)[0] + ".md", "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
+  common.write_result(_OUT.value, json.dumps(record, indent=2, sort_keys=True) + "\n")
+  common.write_result(os.path.splitext(_OUT.value)[0] + ".md", "\n".join(lines) + "\n")
   print("\n".join(lines))
   print(f"wrote {_OUT.value}\n{command}")
   return 0

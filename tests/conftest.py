@@ -20,7 +20,7 @@ SHARED = os.path.abspath(os.environ.get(
 @pytest.fixture(scope="session")
 def digits():
   """(model, images, labels): the digits CNN, trained once per session."""
-  from tfq_mixed import examples  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.demo import examples  # pylint: disable=g-import-not-at-top
   return examples.digits_model()
 
 

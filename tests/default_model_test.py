@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
-from tfq_mixed import default_model, images
+from tfq_mixed.demo import default_model, images
 
 # --- A fake `torch` module, so the test can write checkpoints in both PyTorch formats -------------
 
@@ -296,7 +296,7 @@ def test_read_npy_errors(tmp_path):
 
 
 def test_main_job_writes_everything(digits, tmp_path):
-  from tfq_mixed import __main__ as main_job
+  from tfq_mixed.demo import main as main_job
   model, x, y = digits
   photos = images.ImageSet(images=x[:48], names=tuple(map(str, range(48))), labels=y[:48])
   summary = main_job.run_job(model, photos, str(tmp_path), ratio=0.9, runs=3, mirror=False,
@@ -325,6 +325,17 @@ def test_main_job_writes_everything(digits, tmp_path):
   report = (tmp_path / "report.md").read_text()
   assert "![sensitivity](sensitivity.png)" in report and "| rank | layer |" in report
   assert report.count("\n| ") == 1 + len(model.layers) - 1  # header + one row per layer
+
+
+def test_main_job_help_is_quiet_and_lists_its_flags(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  done = subprocess.run([sys.executable, "-m", "tfq_mixed", "--helpfull"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode in (0, 1) and done.stderr == "", done.stderr[-2000:]
+  for flag in ("--out", "--ratio", "--[no]per_tensor", "--threads", "--runs"):
+    assert flag in done.stdout, flag
+  assert done.stdout.startswith("The main job (`python -m tfq_mixed`)")
 
 
 # --- Against ../shared ---------------------------------------------------------------------------

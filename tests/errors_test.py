@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 import tfq_mixed
-from tfq_mixed import errors, writer
+from tfq_mixed import config as config_lib
+from tfq_mixed import errors
 from tfq_mixed.qtyping import Ranker
 
 RANKERS = [r.value for r in Ranker]
@@ -417,7 +418,7 @@ def test_apply_config_of_an_edited_denylist_reports_the_built_model(tiny, tiny_r
   model, samples = tiny
   all_int8 = tfq_mixed.convert(model, samples, ratio=1.0)
   data = json.loads(tiny_result.config.to_json())
-  for key in writer.BUILT_FIELDS + ("float_nodes",):
+  for key in config_lib.BUILT_FIELDS + ("float_nodes",):
     data[key] = json.loads(all_int8.config.to_json())[key]
   rebuilt = tfq_mixed.apply_config(model, samples, json.dumps(data))
   assert rebuilt.tflite == all_int8.tflite

@@ -1,7 +1,7 @@
 """Result.save: all files or none, nothing clobbered unless asked, clear errors on I/O failures.
 
 Disk-full and interrupted saves are simulated by making our own I/O calls (`os.fsync`, `os.replace`
-as tfq_mixed.writer calls them) fail part-way; the conversion itself is real.
+as tfq_mixed.files calls them) fail part-way; the conversion itself is real.
 """
 
 import errno
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import tfq_mixed
-from tfq_mixed import writer
+from tfq_mixed import files
+from tfq_mixed import result as result_lib
 
-FILES = sorted([writer.MODEL_FILE, writer.CONFIG_FILE, writer.REPORT_FILE])
+FILES = sorted([result_lib.MODEL_FILE, result_lib.CONFIG_FILE, result_lib.REPORT_FILE])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,7 +62,7 @@ def test_save_writes_exactly_the_three_files(results, tmp_path):
   paths = result.save(tmp_path / "new" / "nested")
   assert sorted(os.listdir(tmp_path / "new" / "nested")) == FILES
   assert sorted(os.path.basename(p) for p in paths.values()) == FILES
-  assert (tmp_path / "new" / "nested" / writer.MODEL_FILE).read_bytes() == result.tflite
+  assert (tmp_path / "new" / "nested" / result_lib.MODEL_FILE).read_bytes() == result.tflite
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -88,18 +89,18 @@ def test_existing_files_are_not_clobbered_without_overwrite(results, tmp_path):
 
 def test_one_existing_file_blocks_the_whole_save(results, tmp_path):
   result, _ = results
-  (tmp_path / writer.CONFIG_FILE).write_text("mine")
+  (tmp_path / result_lib.CONFIG_FILE).write_text("mine")
   with pytest.raises(tfq_mixed.OutputError, match=r"config.json already exists"):
     result.save(tmp_path)
-  assert _contents(tmp_path) == {writer.CONFIG_FILE: b"mine"}  # no model.tflite appeared
+  assert _contents(tmp_path) == {result_lib.CONFIG_FILE: b"mine"}  # no model.tflite appeared
 
 
 def test_overwrite_replaces_every_file(results, tmp_path):
   first, second = results
   first.save(tmp_path)
   second.save(tmp_path, overwrite=True)
-  assert (tmp_path / writer.MODEL_FILE).read_bytes() == second.tflite
-  assert (tmp_path / writer.CONFIG_FILE).read_text() == second.config.to_json()
+  assert (tmp_path / result_lib.MODEL_FILE).read_bytes() == second.tflite
+  assert (tmp_path / result_lib.CONFIG_FILE).read_text() == second.config.to_json()
   assert sorted(os.listdir(tmp_path)) == FILES
 
 
@@ -154,7 +155,7 @@ def test_failure_while_renaming_restores_the_folder(results, tmp_path, monkeypat
   real_replace = os.replace
 
   def fake_replace(src, dst):
-    if os.path.basename(dst) == writer.CONFIG_FILE and ".tmp" in os.path.basename(src):
+    if os.path.basename(dst) == result_lib.CONFIG_FILE and ".tmp" in os.path.basename(src):
       raise OSError(errno.EIO, os.strerror(errno.EIO))
     return real_replace(src, dst)
   monkeypatch.setattr(os, "replace", fake_replace)
@@ -180,5 +181,5 @@ def test_write_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
   target.write_bytes(b"old")
   monkeypatch.setattr(os, "fsync", _failing_on(1, os.fsync, OSError(errno.ENOSPC, "full")))
   with pytest.raises(OSError):
-    writer.write_atomic(str(target), b"new" * 1000)
+    files.write_atomic(str(target), b"new" * 1000)
   assert _contents(tmp_path) == {"model.tflite": b"old"}

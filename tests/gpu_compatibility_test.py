@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import tfq_mixed
-from tfq_mixed import _tflite_private, gpu_compatibility, report
+from tfq_mixed import _tflite_private, report
+from tfq_mixed.deploy import gpu_compatibility
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 
 import tfq_mixed
 from tfq_mixed import _tflite_private
-from tfq_mixed import onnx_export
+from tfq_mixed.deploy import onnx_export
 
 onnx = pytest.importorskip("onnx",
                            reason="ONNX export needs the onnx extra: pip install -e '.[onnx]'")

@@ -65,7 +65,7 @@ def test_branches_sum_over_paths():
 
 def test_shares_of_a_real_analysis_add_up(digits_analysis):
   layers, nodes = digits_analysis.layers, digits_analysis.nodes
-  producers = digits_analysis._op_inputs()  # pylint: disable=protected-access
+  producers = digits_analysis.op_inputs
   own, to_output = propagation.output_gains(layers, nodes, producers)
   # The gains read off the two passes carry every node's own noise to the logits, where together
   # they make the output's measured relative noise power: this fails if an edge is lost.

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tfq_mixed
-from tfq_mixed import dataset, metrics, rankers, selector, writer
+from tfq_mixed import config as config_lib
+from tfq_mixed import dataset, metrics, rankers, selector
 from tfq_mixed.qtyping import LayerStats, Node, Precision, Ranker, Selection, check_ratio
 
 _SETTINGS = settings(max_examples=60, deadline=None)
@@ -230,7 +231,7 @@ def test_config_json_round_trip(table, ratio, ranker):
                 for i, l in enumerate(table))
   layers = [dataclass_with_node(l, i) for i, l in enumerate(table)]
   selection = selector.select_float_layers([l.name for l in layers], layers, nodes, ratio)
-  config = writer.make_config(
+  config = config_lib.make_config(
       model_name="m", layers=layers, options={"ratio": ratio, "ranker": ranker.value,
                                               "random_state": 0, "per_channel": True,
                                               "max_samples": 500},
@@ -239,8 +240,8 @@ def test_config_json_round_trip(table, ratio, ranker):
              for n in nodes},
       num_samples=3, tensorflow_version="x")
   text = config.to_json()
-  assert writer.SelectiveQuantizationConfig.from_json(text) == config
-  assert json.loads(text)["schema_version"] == writer.SCHEMA_VERSION
+  assert config_lib.SelectiveQuantizationConfig.from_json(text) == config
+  assert json.loads(text)["schema_version"] == config_lib.SCHEMA_VERSION
 
 
 def dataclass_with_node(layer: LayerStats, node: int) -> LayerStats:

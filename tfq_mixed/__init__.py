@@ -19,11 +19,12 @@ from tfq_mixed import _native_output  # pylint: disable=g-import-not-at-top,wron
 _native_output.import_tensorflow_quietly()  # TensorFlow's oneDNN and CUDA start-up lines
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfq_mixed.convert import Analysis, analyze, apply_config, convert, load_config
+from tfq_mixed.config import SelectiveQuantizationConfig, VERSION as __version__, load_config
+from tfq_mixed.convert import Analysis, analyze, apply_config, convert
 from tfq_mixed.errors import (BudgetWarning, ConfigError, ConversionError, DatasetError, InvalidArgumentError,
                               InvalidTypeError, OutputError, TfqMixedError, UnsupportedModelError)
 from tfq_mixed.qtyping import LayerStats, Node, Precision, Ranker
-from tfq_mixed.writer import Result, SelectiveQuantizationConfig, VERSION as __version__
+from tfq_mixed.result import Result
 
 __all__ = [
     # Workflow.

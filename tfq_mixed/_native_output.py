@@ -17,6 +17,7 @@ import tempfile
 STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on|"
     r"Could not find cuda drivers|cuda_(?:blas|dnn|fft)|computation placer already registered|"
+    r"failed call to cuInit|"
     r"TF-TRT Warning|This TensorFlow binary is optimized to use available CPU instructions|"
     r"To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags")
 """TensorFlow's import-time C++ lines that say nothing about the user's model."""
@@ -49,6 +50,9 @@ def captured(log: list):
 def import_tensorflow_quietly() -> None:
   """Imports TensorFlow with its start-up lines (oneDNN, CUDA) held back; other lines still show.
 
+  The device query TensorFlow makes at its first op (where a machine without a GPU logs a failed
+  cuInit) is made here too, inside the capture.
+
   Does nothing special when TensorFlow is already imported or `TF_CPP_MIN_LOG_LEVEL=0` asks for
   everything.
   """
@@ -58,7 +62,8 @@ def import_tensorflow_quietly() -> None:
   log: list = []
   try:
     with captured(log):
-      import tensorflow  # pylint: disable=g-import-not-at-top,unused-import,redefined-outer-name
+      import tensorflow  # pylint: disable=g-import-not-at-top,redefined-outer-name
+      tensorflow.config.list_physical_devices()
   finally:
     kept = [line for line in "".join(log).splitlines() if not STARTUP_NOISE.search(line)]
     if kept:

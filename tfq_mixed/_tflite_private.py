@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import warnings
 from typing import Sequence
 
@@ -66,6 +67,31 @@ def with_signature(model: bytes, input_names: Sequence[str], output_names: Seque
   return bytes(_flatbuffer_utils.convert_object_to_bytearray(obj))
 
 
+class _DropMessage(logging.Filter):
+
+  def __init__(self, text: str):
+    super().__init__()
+    self.text = text
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return self.text not in record.getMessage()
+
+
+def converter_from_function(function) -> tf.lite.TFLiteConverter:
+  """`TFLiteConverter.from_concrete_functions([function])`, without its deprecation warning.
+
+  TensorFlow's own Keras path converts a frozen function the same way; the warning asks for a
+  `trackable_obj`, which would switch to another conversion path (other op names, other bytes).
+  """
+  quiet = _DropMessage("Please consider providing the trackable_obj argument")
+  logger = logging.getLogger("absl")
+  logger.addFilter(quiet)
+  try:
+    return tf.lite.TFLiteConverter.from_concrete_functions([function])
+  finally:
+    logger.removeFilter(quiet)
+
+
 def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
   """Runs the converter's calibration and returns the calibrated (still float) model."""
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -76,6 +102,11 @@ def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
     warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs.*")
     return converter.convert()
+
+
+def set_per_channel(converter: tf.lite.TFLiteConverter, per_channel: bool) -> None:
+  """Per-channel (TFLite's default) or per-tensor weight scales in a converter's quantization."""
+  converter._experimental_disable_per_channel = not per_channel  # pylint: disable=protected-access
 
 
 def quantize(calibrated_model: bytes, *, per_channel: bool,
@@ -227,7 +258,7 @@ def analyzer_checks_gpu() -> bool:
   2.3's) ships the analyzer without that checker: it calls every model compatible.
   """
   fn = tf.function(lambda x: tf.abs(tf.signal.rfft2d(x)))
-  converter = tf.lite.TFLiteConverter.from_concrete_functions(
-      [fn.get_concrete_function(tf.TensorSpec([1, 8, 8], tf.float32))])
+  converter = converter_from_function(fn.get_concrete_function(tf.TensorSpec([1, 8, 8],
+                                                                          tf.float32)))
   text = analyze_model(converter.convert())
   return "GPU COMPATIBILITY WARNING" in text

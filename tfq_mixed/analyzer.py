@@ -11,6 +11,7 @@ batches of activations are held at a time.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import math
 from typing import Optional
@@ -86,6 +87,200 @@ def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
   return metrics.sqnr_db(reference, quantized), channel
 
 
+@dataclasses.dataclass
+class _Int8Pass:
+  """The int8 model with a float twin beside each int8 op, run one batch at a time.
+
+  Its int8 ops are those of the plain int8 model, and each has a float twin fed by its dequantized
+  int8 inputs (TensorFlow's numeric-verify build), so one pass also gives the noise each op adds
+  by itself (`op_sqnr_db`), as the QuantizationDebugger measures it. One interpreter thread: the
+  float pass runs beside it, and the results do not depend on the machine's core count.
+
+  Attributes:
+    interpreter: the LiteRT interpreter, every intermediate tensor kept.
+    ops: calibrated node index -> the same op in this model.
+    twin_of_node: node -> (its int8 output tensor, its twin's output tensor, the output's int8
+      (scale, zero point)), for nodes with a per-tensor int8 output and a twin.
+    inputs: the model's input tensors, in the calibration's input order.
+  """
+
+  interpreter: object
+  ops: dict[int, dict]
+  twin_of_node: dict[int, tuple[int, int, tuple[float, int]]]
+  inputs: list[int]
+  _batch: Optional[int] = None
+
+  @classmethod
+  def build(cls, calibration: Calibration, twin_model: bytes,
+            twins: dict[int, int]) -> "_Int8Pass":
+    interpreter = _tflite_private.make_interpreter(twin_model, preserve_all_tensors=True,
+                                                   num_threads=1)
+    ops = precisions.align_ops(calibration.nodes, interpreter, twins)
+    node_of_output = {op["outputs"][0]: node for node, op in ops.items()}
+    twin_of_node = {}
+    for output, reference in twins.items():
+      grid = _int8_grid(interpreter, output)
+      if output in node_of_output and grid:
+        twin_of_node[node_of_output[output]] = (output, reference, grid)
+    inputs, _ = _tflite_private.signature_io(interpreter)
+    return cls(interpreter, ops, twin_of_node, [inputs[n] for n in calibration.input_names])
+
+  def run(self, batch: list[np.ndarray]):
+    """Runs one batch; returns a cached reader of tensor values (copies)."""
+    if self._batch != batch[0].shape[0]:
+      self._batch = batch[0].shape[0]
+      for index, array in zip(self.inputs, batch):
+        self.interpreter.resize_tensor_input(index, array.shape, strict=False)
+      self.interpreter.allocate_tensors()
+    for index, array in zip(self.inputs, batch):
+      self.interpreter.set_tensor(index, array)
+    self.interpreter.invoke()
+    return functools.lru_cache(maxsize=None)(self.interpreter.get_tensor)
+
+
+def _compared_layers(calibration: Calibration,
+                     int8_ops: dict[int, dict]) -> tuple[dict[int, int], dict[int, dict]]:
+  """(layer -> its node, layer -> the int8 op whose output is that layer's output).
+
+  A node's output stands for its last layer's output (the ReLU of Conv+BN+ReLU); a layer in
+  several nodes belongs to the first, and its output is the last one's.
+  """
+  index_of = {ref.name: ref.index for ref in calibration.layers}
+  node_of_layer: dict[int, int] = {}
+  compared: dict[int, dict] = {}
+  for node in calibration.nodes:
+    indices = [index_of[name] for name in node.layers]
+    for i in indices:
+      node_of_layer.setdefault(i, node.index)
+    if indices and node.index in int8_ops:
+      compared[max(indices)] = int8_ops[node.index]
+  return node_of_layer, compared
+
+
+def _float_pass(model, samples: dataset_lib.Samples, wanted: list[int]):
+  """A function of one batch returning the Keras outputs of the `wanted` layers (NumPy).
+
+  One traced function; the Python around the layer calls branches on Python values only, so no
+  AutoGraph (a second, slow trace) is needed.
+  """
+  signature = [tf.TensorSpec((samples.fixed_batch,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
+               for a in samples.arrays]
+  wanted_set = set(wanted)
+
+  @tf.function(input_signature=signature, autograph=False)
+  def outputs_of(*inputs):
+    outputs = {}
+
+    def record(index, _prefix, _layer, out):
+      if index in wanted_set:
+        outputs[index] = out[0] if isinstance(out, (list, tuple)) else out
+    model_graph.run_layers(model, list(inputs), on_layer=record)
+    return [outputs[i] for i in wanted]
+
+  return lambda batch: [o.numpy() for o in outputs_of(*[tf.constant(a) for a in batch])]
+
+
+class _Accumulator:
+  """Streaming metrics per compared layer (float Keras vs int8) and per node (int8 vs twin)."""
+
+  def __init__(self, int8_pass: _Int8Pass, compared: dict[int, dict]):
+    self.compared = compared
+    self.twin_of_node = int8_pass.twin_of_node
+    self.stats = {}
+    for i in sorted(compared):
+      scale, zero_point = _int8_grid(int8_pass.interpreter, compared[i]["outputs"][0]) or (None, 0)
+      self.stats[i] = metrics.StreamingStats(scale=scale, zero_point=zero_point)
+    self.op_powers = {node: [0.0, 0.0, 0] for node in self.twin_of_node}
+    self.skipped: set[int] = set()  # layers whose compared op output is not theirs
+
+  def pairs(self, interpreter, read, float_outputs: list[np.ndarray]) -> list:
+    """(layer, float output, int8 output) of one batch; per-tensor int8 outputs go in raw (the
+    stats dequantize them chunk by chunk instead of materialising a float copy)."""
+    out = []
+    for i, reference in zip(sorted(self.compared), float_outputs):
+      if i in self.skipped:
+        continue
+      tensor = self.compared[i]["outputs"][0]
+      quantized = (read(tensor) if self.stats[i].scale else
+                   _tflite_private.dequantized_tensor(interpreter, tensor))
+      if quantized.shape != reference.shape:
+        self.skipped.add(i)  # The op's output is not this layer's output (e.g. a reshape follows).
+        continue
+      out.append((i, reference, quantized))
+    return out
+
+  def twin_arrays(self, read) -> list:
+    return [(node, read(reference), read(output))
+            for node, (output, reference, _) in self.twin_of_node.items()]
+
+  def add(self, pairs, twin_arrays) -> None:
+    """Adds one batch; runs in a worker while the passes compute the next batch."""
+    for i, reference, quantized in pairs:
+      if self.stats[i].scale:
+        self.stats[i].update_int8(reference, quantized)
+      else:
+        self.stats[i].update(reference, quantized)
+    for node, reference, quantized in twin_arrays:
+      scale, zero_point = self.twin_of_node[node][2]
+      powers = metrics.int8_error_powers(reference, quantized, scale, zero_point)
+      self.op_powers[node] = [a + b for a, b in zip(self.op_powers[node], powers)]
+
+
+def _run_passes(samples: dataset_lib.Samples, batch_size: int, int8_pass: _Int8Pass,
+                float_pass, accumulator: _Accumulator, verbose: bool) -> None:
+  """Both passes over every batch, the metrics accumulated as they go.
+
+  Three threads share the cores: the float pass of a batch runs beside its int8 pass (one
+  interpreter thread), and the metrics of the previous batch beside both. At most two batches of
+  outputs are alive at a time.
+  """
+  pending = None
+  num_batches = math.ceil(samples.num_samples / batch_size)
+  with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar, \
+       concurrent.futures.ThreadPoolExecutor(max_workers=1) as float_worker, \
+       concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+    for batch in samples.batches(batch_size):
+      float_future = float_worker.submit(float_pass, batch)
+      read = int8_pass.run(batch)
+      pairs = accumulator.pairs(int8_pass.interpreter, read, float_future.result())
+      twin_arrays = accumulator.twin_arrays(read)
+      if pending is not None:
+        pending.result()
+        bar.update()
+      pending = worker.submit(accumulator.add, pairs, twin_arrays)
+    if pending is not None:
+      pending.result()
+      bar.update()
+
+
+def _weight_metrics(calibration: Calibration, layer_objects: list,
+                    int8_pass: _Int8Pass) -> tuple[dict[int, int], dict[int, float],
+                                                   dict[int, float]]:
+  """Per layer: MACs, and the (whole-tensor, per-channel) SQNR of its node's folded weights.
+
+  A node's MACs and weights belong to its first layer with a kernel (the Conv of Conv+BN+ReLU).
+  """
+  # Not allocated: only its constant filters are read, which needs no allocation and works for
+  # inputs with dynamic dimensions (allocating those fails before a resize).
+  calibrated = _tflite_private.make_interpreter(calibration.calibrated_model)
+  calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated)}
+  index_of = {ref.name: ref.index for ref in calibration.layers}
+  macs_of_layer: dict[int, int] = {}
+  fused_sqnr: dict[int, float] = {}
+  channel_sqnr: dict[int, float] = {}
+  for node in calibration.nodes:
+    if not node.layers:
+      continue
+    indices = [index_of[name] for name in node.layers]
+    with_kernel = [i for i in indices if _kernel(layer_objects[i]) is not None]
+    owner = with_kernel[0] if with_kernel else indices[0]
+    macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
+    if node.is_compute and node.index in int8_pass.ops:
+      fused_sqnr[owner], channel_sqnr[owner] = _fused_weight_sqnr(
+          calibrated, int8_pass.interpreter, calibrated_ops[node.index], int8_pass.ops[node.index])
+  return macs_of_layer, fused_sqnr, channel_sqnr
+
+
 def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
                    twin_model: bytes, twins: dict[int, int], *,
                    batch_size: int = DEFAULT_BATCH_SIZE,
@@ -104,162 +299,36 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   Returns:
     One `LayerStats` per flattened layer, in execution order.
   """
-  layers = calibration.layers
   layer_objects = model_graph.layer_objects(model)
-  index_of = {ref.name: ref.index for ref in layers}
-
-  calibrated_interpreter = _tflite_private.make_interpreter(calibration.calibrated_model)
-  # Not allocated: only its constant filters are read, which needs no allocation and works for
-  # inputs with dynamic dimensions (allocating those fails before a resize).
-  calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated_interpreter)}
-  # The int8 pass runs the int8 model with the float twins of TensorFlow's numeric-verify build:
-  # its int8 ops are those of the plain int8 model, and each has a float twin fed by its
-  # dequantized int8 inputs, so one pass also gives the noise each op adds by itself
-  # (`op_sqnr_db`), as the QuantizationDebugger measures it.
-  # One thread: the float pass runs beside it, and the results (float twins) do not depend on
-  # the machine's core count.
-  int8_interpreter = _tflite_private.make_interpreter(twin_model, preserve_all_tensors=True,
-                                                     num_threads=1)
-  int8_ops = precisions.align_ops(calibration.nodes, int8_interpreter, twins)
-  node_of_int8_output = {op["outputs"][0]: node for node, op in int8_ops.items()}
-  # node -> (int8 output tensor, twin output tensor, its int8 grid), for per-tensor int8 outputs.
-  twin_of_node = {}
-  for output, reference in twins.items():
-    grid = _int8_grid(int8_interpreter, output)
-    if output in node_of_int8_output and grid:
-      twin_of_node[node_of_int8_output[output]] = (output, reference, grid)
-  op_powers = {node: [0.0, 0.0, 0] for node in twin_of_node}
-
-  # Which node's output stands for which layer's output: the node's last layer, last node wins.
-  node_of_layer: dict[int, int] = {}
-  compared: dict[int, dict] = {}  # layer index -> int8 op whose output is that layer's output
-  for node in calibration.nodes:
-    indices = [index_of[name] for name in node.layers]
-    for i in indices:
-      node_of_layer.setdefault(i, node.index)
-    if indices and node.index in int8_ops:
-      compared[max(indices)] = int8_ops[node.index]
-  wanted = sorted(compared)
-
-  # Float pass: one traced function returning every compared layer's output. The Python around
-  # the layer calls branches on Python values only: no AutoGraph (a second, slow trace) needed.
-  signature = [tf.TensorSpec((samples.fixed_batch,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
-               for a in samples.arrays]
-
-  @tf.function(input_signature=signature, autograph=False)
-  def float_pass(*inputs):
-    outputs = {}
-
-    def record(index, _prefix, _layer, out):
-      if index in compared:
-        outputs[index] = out[0] if isinstance(out, (list, tuple)) else out
-    model_graph.run_layers(model, list(inputs), on_layer=record)
-    return [outputs[i] for i in wanted]
-
-  input_tensors, _ = _tflite_private.signature_io(int8_interpreter)
-  input_indices = [input_tensors[name] for name in calibration.input_names]
-  stats = {}
-  for i in wanted:
-    scale, zero_point = _int8_grid(int8_interpreter, compared[i]["outputs"][0]) or (None, 0)
-    stats[i] = metrics.StreamingStats(scale=scale, zero_point=zero_point)
-
-  def accumulate(pairs, twin_arrays):
-    """Adds one batch to the metrics; runs in a worker while the passes compute the next batch."""
-    for i, reference, quantized in pairs:
-      if stats[i].scale:
-        stats[i].update_int8(reference, quantized)
-      else:
-        stats[i].update(reference, quantized)
-    for node, reference, quantized in twin_arrays:
-      scale, zero_point = twin_of_node[node][2]
-      powers = metrics.int8_error_powers(reference, quantized, scale, zero_point)
-      op_powers[node] = [a + b for a, b in zip(op_powers[node], powers)]
-
-  def run_float_pass(batch):
-    return [o.numpy() for o in float_pass(*[tf.constant(a) for a in batch])]
-
-  batch_shape = None
-  skipped: set[int] = set()
-  num_batches = math.ceil(samples.num_samples / batch_size)
-  # Three threads share the cores: the float pass of a batch runs beside its int8 pass (one
-  # interpreter thread), and the metrics of the previous batch beside both. At most two batches
-  # of outputs are alive at a time.
-  pending = None
-  with Progress(num_batches, "float + int8 passes", enabled=verbose) as bar, \
-       concurrent.futures.ThreadPoolExecutor(max_workers=1) as float_worker, \
-       concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
-    for batch in samples.batches(batch_size):
-      float_future = float_worker.submit(run_float_pass, batch)
-      if batch_shape != batch[0].shape[0]:
-        batch_shape = batch[0].shape[0]
-        for index, array in zip(input_indices, batch):
-          int8_interpreter.resize_tensor_input(index, array.shape, strict=False)
-        int8_interpreter.allocate_tensors()
-      for index, array in zip(input_indices, batch):
-        int8_interpreter.set_tensor(index, array)
-      int8_interpreter.invoke()
-      float_outputs = float_future.result()
-      read = functools.lru_cache(maxsize=None)(int8_interpreter.get_tensor)  # copies
-      pairs = []
-      for i, reference in zip(wanted, float_outputs):
-        if i in skipped:
-          continue
-        tensor = compared[i]["outputs"][0]
-        # Per-tensor int8 outputs go in raw: the stats dequantize them chunk by chunk (as
-        # `dequantized_tensor` would, in float32) instead of materialising a float copy.
-        quantized = (read(tensor) if stats[i].scale else
-                     _tflite_private.dequantized_tensor(int8_interpreter, tensor))
-        if quantized.shape != reference.shape:
-          skipped.add(i)  # The op's output is not this layer's output (e.g. a reshape follows).
-          continue
-        pairs.append((i, reference, quantized))
-      twin_arrays = [(node, read(reference), read(output))
-                     for node, (output, reference, _) in twin_of_node.items()]
-      if pending is not None:
-        pending.result()
-        bar.update()
-      pending = worker.submit(accumulate, pairs, twin_arrays)
-    if pending is not None:
-      pending.result()
-      bar.update()
-
-  # Weight metrics, MACs, activation metrics per layer.
-  nodes = {n.index: n for n in calibration.nodes}
-  macs_of_layer: dict[int, int] = {}
-  fused_sqnr: dict[int, float] = {}
-  channel_sqnr: dict[int, float] = {}
-  for node in calibration.nodes:
-    if not node.layers:
-      continue
-    indices = [index_of[name] for name in node.layers]
-    with_kernel = [i for i in indices if _kernel(layer_objects[i]) is not None]
-    owner = with_kernel[0] if with_kernel else indices[0]
-    macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
-    if node.is_compute and node.index in int8_ops:
-      fused_sqnr[owner], channel_sqnr[owner] = _fused_weight_sqnr(
-          calibrated_interpreter, int8_interpreter, calibrated_ops[node.index],
-          int8_ops[node.index])
+  int8_pass = _Int8Pass.build(calibration, twin_model, twins)
+  node_of_layer, compared = _compared_layers(calibration, int8_pass.ops)
+  accumulator = _Accumulator(int8_pass, compared)
+  _run_passes(samples, batch_size, int8_pass, _float_pass(model, samples, sorted(compared)),
+              accumulator, verbose)
+  macs_of_layer, fused_sqnr, channel_sqnr = _weight_metrics(calibration, layer_objects, int8_pass)
 
   # The noise a node adds by itself is reported on the layer whose output the node produces.
-  op_node = {i: node_of_int8_output.get(op["outputs"][0]) for i, op in compared.items()
-             if i not in skipped}
-  op_sqnr = {i: metrics.sqnr_from_powers(*op_powers[n][:2]) for i, n in op_node.items()
-             if n in op_powers}
+  node_of_output = {op["outputs"][0]: node for node, op in int8_pass.ops.items()}
+  powers = accumulator.op_powers
+  op_node = {i: node_of_output.get(op["outputs"][0]) for i, op in compared.items()
+             if i not in accumulator.skipped}
+  op_sqnr = {i: metrics.sqnr_from_powers(*powers[n][:2]) for i, n in op_node.items()
+             if n in powers}
   # RMS of the node's own error in steps of its int8 output (the TFLite debugger's RMSE / scale).
-  op_error = {i: math.sqrt(op_powers[n][1] / op_powers[n][2]) / twin_of_node[n][2][0]
-              for i, n in op_node.items() if n in op_powers and op_powers[n][2]}
+  op_error = {i: math.sqrt(powers[n][1] / powers[n][2]) / int8_pass.twin_of_node[n][2][0]
+              for i, n in op_node.items() if n in powers and powers[n][2]}
   weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
-  activation = {i: s for i, s in stats.items() if i not in skipped and s.count}
+  activation = {i: s for i, s in accumulator.stats.items()
+                if i not in accumulator.skipped and s.count}
   weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})
   activation_delta = _deltas({i: s.sqnr_db for i, s in activation.items()})
 
   results = []
-  for ref in layers:
+  for ref in calibration.layers:
     i = ref.index
     act = activation.get(i)
     results.append(LayerStats(
-        index=i, name=ref.name, layer_type=ref.layer_type,
-        node=nodes[node_of_layer[i]].index if i in node_of_layer else None,
+        index=i, name=ref.name, layer_type=ref.layer_type, node=node_of_layer.get(i),
         macs=macs_of_layer.get(i, 0),
         weight_sqnr_db=weight_sqnr[i],
         fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),

@@ -159,7 +159,7 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
 def _select_tf_op_layers(function, layers: tuple[LayerRef, ...]) -> list[str]:
   """'layer (Type): FlexOp, ...' for every layer whose ops need the Flex delegate (float convert)."""
   try:
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter = _tflite_private.converter_from_function(function)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
     interpreter = _tflite_private.make_interpreter(converter.convert())  # not allocated: no kernels
@@ -210,7 +210,7 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
   function = None
   try:
     function = scoped_function(model, specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter = _tflite_private.converter_from_function(function)
     converter.representative_dataset = representative_dataset
     calibrated = _tflite_private.calibrate_only(converter)
   except errors.TfqMixedError:

@@ -1,21 +1,19 @@
-"""The front door: `convert`, `analyze` and `apply_config`, each reading top to bottom."""
+"""The front door: `analyze`, `convert` and `apply_config`, each reading top to bottom."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import tensorflow as tf
 
 from tfq_mixed import _tflite_private
 from tfq_mixed import analyzer
 from tfq_mixed import calibrator
+from tfq_mixed import config as config_lib
 from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
-from tfq_mixed import gpu_compatibility
 from tfq_mixed import model_graph
 from tfq_mixed import precisions
 from tfq_mixed import propagation
@@ -24,8 +22,9 @@ from tfq_mixed import rankers
 from tfq_mixed import segments
 from tfq_mixed import selector
 from tfq_mixed import writer
-from tfq_mixed.qtyping import (LayerStats, Node, Precision, Ranker, check_bool, check_positive_int,
+from tfq_mixed.qtyping import (LayerStats, Node, Ranker, check_bool, check_positive_int,
                                check_random_state, check_ratio)
+from tfq_mixed.result import Result
 
 ANALYSIS_MEMORY_BUDGET_BYTES = 256 * 2**20
 """Layer outputs one step of the analysis passes may hold (float32, all flattened layers).
@@ -66,7 +65,7 @@ class Analysis:
     self.options = options
     self.num_samples = num_samples
     self.int8_unsupported_nodes = int8_unsupported_nodes
-    self._op_inputs_of = op_inputs
+    self.op_inputs = op_inputs  # `segments.op_inputs` of the calibrated model
 
   @functools.cached_property
   def int8_model(self) -> bytes:
@@ -81,18 +80,15 @@ class Analysis:
   @functools.cached_property
   def gpu_float_fixable_nodes(self) -> tuple[Node, ...]:
     """Nodes the GPU delegate rejects in the full-int8 model but accepts in float (see
-    `gpu_compatibility`); `quantize(..., gpu_compatible=True)` keeps them float first."""
+    `deploy.gpu_compatibility`); `quantize(..., gpu_compatible=True)` keeps them float first."""
+    from tfq_mixed.deploy import gpu_compatibility  # pylint: disable=g-import-not-at-top
     return gpu_compatibility.float_fixable_nodes(self.int8_model,
                                                  self.calibration.calibrated_model, self.nodes)
-
-  def _op_inputs(self) -> dict[int, tuple[int, ...]]:
-    """`segments.op_inputs` of the calibrated model: node -> the nodes producing its inputs."""
-    return self._op_inputs_of
 
   @property
   def int8_unsupported_layers(self) -> tuple[str, ...]:
     """Layers with an op TFLite cannot run in int8 (kept float in every result)."""
-    return _layers_of(self.int8_unsupported_nodes)
+    return writer.layers_of(self.int8_unsupported_nodes)
 
   def sensitivity(self, ranker: "Ranker | str" = Ranker.QUANTUNE,
                   random_state: int = 0) -> list[str]:
@@ -101,24 +97,29 @@ class Analysis:
     return list(rankers.rank(self.layers, ranker, check_random_state(random_state)))
 
   def quantize(self, ratio: float, ranker: "Ranker | str | Sequence[str]" = Ranker.QUANTUNE, *,
-               random_state: int = 0, gpu_compatible: bool = False) -> writer.Result:
+               random_state: int = 0, gpu_compatible: bool = False) -> Result:
     """The mixed model keeping the most sensitive nodes float, for `ratio` of MACs in int8.
 
     Reuses this analysis' calibration: no new inference pass, one quantization.
 
     Args:
-      ratio: share of MACs to run in int8, in [0, 1].
+      ratio: share of MACs to run in int8, in [0, 1]; 0.0 is the float model (every op float).
       ranker: a `Ranker` name, or a custom order: a list or tuple of this analysis' layer names,
         most sensitive first (a subset is fine; each name at most once). A custom order fills the
         float MAC budget through the same selector as the built-in rankers (the config records
         `ranker='custom'`).
       random_state: seed of the 'random' ranker.
       gpu_compatible: first keep float the nodes the TFLite GPU delegate rejects in int8 but
-        accepts in float (`gpu_compatibility.float_fixable_nodes`, e.g. SELECT_V2 with int8
-        branches), then fill the rest of the budget from the ranking. Ops without MACs are free;
-        a compute node is kept float only if it fits: the MAC budget is always respected (the
-        achieved int8 share is still at least `ratio`), so a rejected compute op may stay int8.
-        Ops the delegate rejects in either precision are not changed. Recorded in the config.
+        accepts in float (`deploy.gpu_compatibility.float_fixable_nodes`, e.g. SELECT_V2 with
+        int8 branches), then fill the rest of the budget from the ranking. Ops without MACs are
+        free; a compute node is kept float only if it fits: the MAC budget is always respected
+        (the achieved int8 share is still at least `ratio`), so a rejected compute op may stay
+        int8. Ops the delegate rejects in either precision are not changed. Recorded in the config.
+
+    Returns:
+      The `Result`; its figures are read from the model it holds. Where ops without an int8 kernel
+      need more float MACs than `1 - ratio`, the model is built at the highest int8 share it can
+      have and a `BudgetWarning` says so (also in `result.warnings`).
 
     Raises:
       InvalidArgumentError, InvalidTypeError: bad `ratio`, unknown ranker, or a custom order with
@@ -141,60 +142,19 @@ class Analysis:
         int8_unsupported=[n.index for n in self.int8_unsupported_nodes],
         keep_float=[n.index for n in self.gpu_float_fixable_nodes] if gpu_compatible else ())
     # Ops without MACs that only read float outputs stay float too: no requantization in between.
-    selection = segments.with_float_followers(selection, self.nodes, self._op_inputs())
+    selection = segments.with_float_followers(selection, self.nodes, self.op_inputs)
     if ratio == 0.0:
       # No MACs in int8 is the float model: the ops without MACs (SOFTMAX, LayerNorm's MEAN, an
       # ADD of two inputs) go float too.
       selection = selector.all_float(selection, self.nodes)
-    # 5. Emit the .tflite and the config of what it really runs.
-    tflite = (self.int8_model if not selection.float_nodes else _tflite_private.quantize(
-        self.calibration.calibrated_model, per_channel=self.options.per_channel,
-        denylisted_nodes=selection.float_nodes))
-    built = precisions.node_precisions(tflite, self.nodes)
+    # 5. Emit the .tflite, and the config of what it really runs.
     options = {"ratio": ratio, "ranker": ranker_name, "random_state": random_state,
                "per_channel": self.options.per_channel, "max_samples": self.options.max_samples,
                "gpu_compatible": gpu_compatible}
-    achieved = precisions.mac_count(self.nodes, built).int8_mac_ratio
-    warned = []
-    if achieved < ratio - 1e-9:
-      warned.append(_unmet_ratio_warning(ratio, achieved, self.int8_unsupported_nodes))
-      warnings.warn(warned[-1], errors.BudgetWarning, stacklevel=2)
-    config = writer.make_config(model_name=self.model_name, layers=self.layers, options=options,
-                                selection=selection, nodes=self.nodes, built=built,
-                                num_samples=self.num_samples, tensorflow_version=tf.__version__,
-                                int8_unsupported_layers=self.int8_unsupported_layers,
-                                warnings=warned)
-    return writer.Result(tflite=tflite, config=config, layers=self.layers, ranking=ranking,
-                         nodes=self.nodes, int8_unsupported_nodes=self.int8_unsupported_nodes,
-                         node_precisions=_by_name(self.nodes, built))
-
-
-def _unmet_ratio_warning(ratio: float, achieved: float, unsupported: Sequence[Node]) -> str:
-  ops = sorted({n.op_type for n in unsupported if n.is_compute})
-  why = (f"{', '.join(ops)} {'has' if len(ops) == 1 else 'have'} no int8 kernel in TFLite and "
-         "must run in float" if ops else "the ops left in float by TFLite need them")
-  return (f"Requested ratio={ratio:g} of the MACs in int8, but at most {achieved:.4f} can be: "
-          f"{why}. The model was built at {achieved:.4f}.")
-
-
-def _by_name(nodes: Sequence[Node], built: dict[int, Precision]) -> dict[str, Precision]:
-  return {n.name: built[n.index] for n in nodes if n.index in built}
-
-
-def int8_unsupported(calibration: calibrator.Calibration, int8_model: bytes,
-                     twins: Optional[dict[int, int]] = None) -> tuple[Node, ...]:
-  """The calibrated nodes the full-int8 model still runs in float: TFLite has no int8 kernel.
-
-  Read from the int8 flatbuffer itself (`precisions`), so the report and the int8 MAC ratio say
-  what the model really runs. `int8_model` may be the twin model of
-  `_tflite_private.layerwise_twins` with its `twins`.
-  """
-  built = precisions.node_precisions(int8_model, calibration.nodes, twins)
-  return tuple(n for n in calibration.nodes if built.get(n.index) == Precision.FLOAT)
-
-
-def _layers_of(nodes) -> tuple[str, ...]:
-  return tuple(dict.fromkeys(name for node in nodes for name in node.layers))
+    return writer.write(self.calibration, selection, model_name=self.model_name,
+                        layers=self.layers, ranking=ranking, options=options,
+                        num_samples=self.num_samples, int8_model=self.int8_model,
+                        int8_unsupported=self.int8_unsupported_nodes, requested_ratio=ratio)
 
 
 def _pass_batch_size(keras_model, samples: dataset_lib.Samples, batch_size: int) -> int:
@@ -256,13 +216,13 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   op_inputs = segments.op_inputs(calibration.calibrated_model)
   layers = propagation.with_output_noise_shares(layers, calibration.nodes, op_inputs)
   return Analysis(keras_model.name, calibration, layers, options, samples.num_samples,
-                  int8_unsupported(calibration, twin_model, twins), op_inputs)
+                  precisions.int8_unsupported(calibration.nodes, twin_model, twins), op_inputs)
 
 
 def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_channel: bool = True,
             ranker: "Ranker | str" = Ranker.QUANTUNE, random_state: int = 0,
             max_samples: int = dataset_lib.DEFAULT_MAX_SAMPLES,
-            verbose: bool = False, gpu_compatible: bool = False) -> writer.Result:
+            verbose: bool = False, gpu_compatible: bool = False) -> Result:
   """Mixed int8/float TFLite model from a Keras model and unlabelled samples (QuantuneV2).
 
   Calibrates once, measures every layer's sensitivity from one float and one int8 pass, ranks the
@@ -305,69 +265,22 @@ def convert(keras_model, representative_dataset, ratio: float = 0.9, *, per_chan
                            gpu_compatible=gpu_compatible)
 
 
-def load_config(config: Any) -> writer.SelectiveQuantizationConfig:
-  """A config from a `SelectiveQuantizationConfig`, a JSON string, or a path to a config.json.
-
-  Raises:
-    ConfigError: no such file, not readable, not JSON, too new a schema, or a malformed field.
-    InvalidTypeError: `config` is none of the above.
-  """
-  if isinstance(config, writer.SelectiveQuantizationConfig):
-    return config
-  if isinstance(config, (str, os.PathLike)):
-    text = os.fspath(config)
-    if not isinstance(text, str) or not text.lstrip().startswith("{"):
-      path = text
-      if not os.path.isfile(path):
-        raise errors.ConfigError(f"No config file at {path!r}. Pass a path to a config.json "
-                                 "written by Result.save(), its text, or the config object.")
-      try:
-        with open(path, "rb") as f:
-          text = f.read().decode("utf-8")
-      except (OSError, UnicodeDecodeError) as e:
-        raise errors.ConfigError(
-            f"Could not read the config {path!r}: {getattr(e, 'strerror', None) or e}. Pass a "
-            "readable config.json written by Result.save().") from None
-    return writer.SelectiveQuantizationConfig.from_json(text)
-  raise errors.InvalidTypeError(
-      f"`config` must be a SelectiveQuantizationConfig, JSON text or a path. Received: "
-      f"{type(config).__name__}.")
-
-
-def check_config_matches(keras_model, config: writer.SelectiveQuantizationConfig) -> None:
-  """Raises ConfigError naming the first layer where `config` and `keras_model` differ."""
-  layers = model_graph.flatten_layers(keras_model)
-  for position, (ref, (name, layer_type)) in enumerate(zip(layers, config.layers)):
-    if (ref.name, ref.layer_type) != (name, layer_type):
-      raise errors.ConfigError(
-          f"The config does not match this model: layer {position} is {ref.name!r} "
-          f"({ref.layer_type}) in the model but {name!r} ({layer_type}) in the config, which was "
-          f"made for model {config.model_name!r}. Use the config with the model it was made for.")
-  if len(layers) != len(config.layers):
-    first = (f"the model's layer {len(config.layers)} ({layers[len(config.layers)].name!r}) is "
-             "not in the config" if len(layers) > len(config.layers) else
-             f"the config's layer {len(layers)} ({config.layers[len(layers)][0]!r}) is not in the "
-             "model")
-    raise errors.ConfigError(
-        f"The config does not match this model: it lists {len(config.layers)} layers, the model "
-        f"has {len(layers)}; {first}. The config was made for model {config.model_name!r}. Use "
-        "the config with the model it was made for.")
-
-
 def apply_config(keras_model, representative_dataset, config: Any, *,
-                 verbose: bool = False) -> writer.Result:
+                 verbose: bool = False) -> Result:
   """Rebuilds the mixed `.tflite` a saved config describes (same model, data: same bytes).
 
-  Calibrates once and quantizes with the config's float layers; no analysis pass. The config is
-  checked against the model before any sample is read.
+  Calibrates once and quantizes with the config's float nodes; no analysis pass. The config is
+  checked against the model before any sample is read, and its figures against the model it
+  builds.
 
   Raises:
-    ConfigError: the config is corrupted, too new, or made for another model (the message names
-      the first mismatching layer or field).
+    ConfigError: the config is corrupted, too new, made for another model (the message names the
+      first mismatching layer or field), or its figures are not those of the model its
+      `float_nodes` build (the message names the field).
   """
-  config = load_config(config)
+  config = config_lib.load_config(config)
   model_graph.check_model(keras_model)
-  check_config_matches(keras_model, config)
+  config_lib.check_matches(keras_model, config)
   options, samples = _prepare(keras_model, representative_dataset,
                               config.options.get("per_channel", True),
                               config.options.get("max_samples", dataset_lib.DEFAULT_MAX_SAMPLES))
@@ -380,15 +293,10 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
         f"The config keeps TFLite node {unknown[0]!r} float, but this model's conversion has no such "
         f"node (TensorFlow {tf.__version__}; the config was made with "
         f"{config.tensorflow_version or 'an unknown version'}). Re-create the config.")
-  tflite = _tflite_private.quantize(calibration.calibrated_model, per_channel=options.per_channel,
-                                    denylisted_nodes=config.float_nodes)
-  built = precisions.node_precisions(tflite, calibration.nodes)
-  denylisted = set(config.float_nodes)
-  unsupported = tuple(n for n in calibration.nodes
-                      if built.get(n.index) == Precision.FLOAT and n.name not in denylisted)
   metrics = tuple(LayerStats(**{k: (float("nan") if v is None else v) for k, v in m.items()})
-                  for m in config.metrics) if config.metrics else ()
-  # What the config's float_nodes build, described from the built model, must be what it says.
+                  for m in config.metrics)
+  # The config's float nodes, built again and described from the built model.
+  denylisted = set(config.float_nodes)
   of_nodes = [name for n in calibration.nodes if n.name in denylisted for name in n.layers]
   selection = qtyping.Selection(
       float_layers=tuple(dict.fromkeys([n for n in config.float_layers if n in of_nodes] +
@@ -396,12 +304,8 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
       float_nodes=config.float_nodes, float_macs=0, total_macs=0)
   layers = metrics or tuple(LayerStats(index=i, name=name, layer_type=kind, node=None, macs=0)
                             for i, (name, kind) in enumerate(config.layers))
-  rebuilt = writer.make_config(
-      model_name=config.model_name, layers=layers, options=config.options, selection=selection,
-      nodes=calibration.nodes, built=built, num_samples=config.num_samples,
-      tensorflow_version=config.tensorflow_version,
-      int8_unsupported_layers=_layers_of(unsupported), warnings=config.warnings)
-  writer.check_built(config, rebuilt)
-  return writer.Result(tflite=tflite, config=config, layers=metrics, nodes=calibration.nodes,
-                       int8_unsupported_nodes=unsupported,
-                       node_precisions=_by_name(calibration.nodes, built))
+  result = writer.write(calibration, selection, model_name=config.model_name, layers=layers,
+                        ranking=(), options=config.options, num_samples=config.num_samples,
+                        recorded_warnings=config.warnings)
+  config_lib.check_built(config, result.config)
+  return dataclasses.replace(result, config=config, layers=metrics)

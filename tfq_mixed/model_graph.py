@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Optional
 
 import keras
 
+from tfq_mixed import _keras_private
 from tfq_mixed import errors
 from tfq_mixed.qtyping import LayerRef
 
@@ -53,32 +54,18 @@ def tf_safe_names(layers: Iterable):
       layer.name = name
 
 
-def _functional_of(model) -> Optional[object]:
-  """The Functional graph behind a Functional or built Sequential model, else None."""
-  from keras.src.models.functional import Functional  # pylint: disable=g-import-not-at-top
-  if isinstance(model, keras.Sequential):
-    inner = getattr(model, "_functional", None)
-    if inner is None and model.built:
-      model.build(model.input_shape)  # rebuilds the graph
-      inner = getattr(model, "_functional", None)
-    return inner
-  if isinstance(model, Functional):
-    return model
-  return None
-
-
 def check_model(model) -> None:
   """Raises UnsupportedModelError unless `model` is a built functional/Sequential Keras model."""
   if not isinstance(model, keras.Model):
     raise errors.InvalidTypeError(
         f"`keras_model` must be a keras.Model. Received: {type(model).__name__}. Load it with "
         "keras.saving.load_model(path).")
-  if isinstance(model, keras.Sequential) and _functional_of(model) is None:
+  if isinstance(model, keras.Sequential) and _keras_private.functional_graph(model) is None:
     raise errors.UnsupportedModelError(
         f"Sequential model {model.name!r} is not built, so its input shape is unknown. Start it "
         "with an input, e.g. `keras.Sequential([keras.Input((224, 224, 3)), ...])`, or call "
         "`model.build((None, 224, 224, 3))` first.")
-  if _functional_of(model) is None:
+  if _keras_private.functional_graph(model) is None:
     raise errors.UnsupportedModelError(
         f"Model {model.name!r} ({type(model).__name__}) is a subclassed model without a functional "
         "graph, so its layers cannot be traced one by one. Expected a functional or Sequential "
@@ -112,14 +99,14 @@ def run_layers(model, inputs: list, on_layer: Optional[Callable] = None,
   def run(functional, xs, prefix):
     def operation_fn(op):
       def call(*args, **kwargs):
-        nested = _functional_of(op) if isinstance(op, keras.Model) else None
+        nested = _keras_private.functional_graph(op) if isinstance(op, keras.Model) else None
         if nested is not None:
           flat_args = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
           outs = run(nested, flat_args, prefix + op.name + "/")
           return outs[0] if len(outs) == 1 else outs
         index = counter[0]
         counter[0] += 1
-        if getattr(op, "_call_has_training_arg", False):
+        if _keras_private.call_has_training_arg(op):
           kwargs["training"] = False
         with tf_safe_names([op]):
           if scoped:
@@ -131,10 +118,10 @@ def run_layers(model, inputs: list, on_layer: Optional[Callable] = None,
           on_layer(index, prefix, op, outs)
         return outs
       return call
-    outs = functional._run_through_graph(xs, operation_fn)  # pylint: disable=protected-access
+    outs = _keras_private.run_through_graph(functional, xs, operation_fn)
     return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
-  return run(_functional_of(model), list(inputs), "")
+  return run(_keras_private.functional_graph(model), list(inputs), "")
 
 
 def flatten_layers(model) -> list[LayerRef]:

@@ -187,3 +187,15 @@ def mac_count(nodes: Sequence[Node], precisions: Mapping[int, Precision]) -> Mac
     if node.macs and node.index in precisions:
       counts[precisions[node.index].value] += node.macs
   return MacCount(by_precision=counts)
+
+
+def int8_unsupported(nodes: Sequence[Node], int8_model: bytes,
+                     twins: Optional[dict[int, int]] = None) -> tuple[Node, ...]:
+  """The nodes a full-int8 model still runs in float: TFLite has no int8 kernel for them.
+
+  Read from the int8 flatbuffer itself, so the report and the int8 MAC ratio say what the model
+  really runs. `int8_model` may be the twin model of `_tflite_private.layerwise_twins` with its
+  `twins`.
+  """
+  built = node_precisions(int8_model, nodes, twins)
+  return tuple(n for n in nodes if built.get(n.index) == Precision.FLOAT)

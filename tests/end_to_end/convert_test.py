@@ -234,16 +234,23 @@ def test_ops_reading_only_float_outputs_stay_float(digits_analysis):
     result = digits_analysis.quantize(ratio)
     names = set(result.config.float_nodes)
     assert (add.name in names) == all(n.name in names for n in digits_analysis.nodes
-                                      if n.index in digits_analysis._op_inputs()[add.index])  # pylint: disable=protected-access
+                                      if n.index in digits_analysis.op_inputs[add.index])
     assert ("add" in result.float_layers) == (add.name in names)
 
 
-def test_config_without_channel_weight_sqnr_still_loads(digits_analysis):
+def test_a_version_1_config_without_later_metrics_is_migrated(digits_analysis):
   data = json.loads(digits_analysis.quantize(0.8).config.to_json())
   for record in data["metrics"]:
-    del record["channel_weight_sqnr_db"]  # written before the metric existed
+    del record["channel_weight_sqnr_db"]  # version 1 configs written before the metric existed
+  with pytest.raises(tfq_mixed.ConfigError, match=r"metrics\[0\].channel_weight_sqnr_db"):
+    tfq_mixed.load_config(json.dumps(data))  # version 2 requires it
+  data["schema_version"] = 1
+  for key in ("layer_precisions", "warnings", "int8_unsupported_layers"):
+    del data[key]
   config = tfq_mixed.load_config(json.dumps(data))
-  assert config.float_nodes
+  assert config.float_nodes and config.schema_version == 2
+  assert all(m["channel_weight_sqnr_db"] is None for m in config.metrics)
+  assert config.layer_precisions == {} and config.warnings == ()
 
 
 def test_op_sqnr_measures_each_nodes_own_noise(digits_analysis):

@@ -94,7 +94,7 @@ def load_model(path: str):
 
 def preprocessing_for(model):
   """The image preprocessing of the flags, sized to the model's input unless --image_size is set."""
-  from tfq_mixed import images  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.demo import images  # pylint: disable=g-import-not-at-top
   shape = tuple(model.inputs[0].shape)
   if len(shape) != 4 or shape[-1] not in (1, 3):
     return None  # not an image model: only .npy samples fit
@@ -107,7 +107,7 @@ def preprocessing_for(model):
 
 def load_samples(path: str, model, max_samples: int, verbose: bool = True):
   """An `images.ImageSet` from an image folder or a .npy file, for `model`."""
-  from tfq_mixed import images  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.demo import images  # pylint: disable=g-import-not-at-top
   if path.endswith(".npy"):
     return images.read_npy(path, max_samples)
   preprocessing = preprocessing_for(model)
@@ -119,8 +119,8 @@ def load_samples(path: str, model, max_samples: int, verbose: bool = True):
 
 def write_text(directory: str, name: str, text: str, overwrite: bool) -> str:
   """Writes a text file into `directory` (atomically), refusing to clobber unless `overwrite`."""
-  from tfq_mixed import writer  # pylint: disable=g-import-not-at-top
-  return writer.save_files(directory, {name: text.encode()}, overwrite=overwrite)[name]
+  from tfq_mixed import files  # pylint: disable=g-import-not-at-top
+  return files.save_files(directory, {name: text.encode()}, overwrite=overwrite)[name]
 
 
 def check_out(directory: str, names, overwrite: bool) -> None:

@@ -33,7 +33,8 @@ def main(argv):
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
   _common.quiet_logs()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import plots, report, writer  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import files, report  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.evaluation import markdown, plots  # pylint: disable=g-import-not-at-top
   out = _common.OUT.value
   try:
     _common.check_out(out, OUTPUTS, _common.OVERWRITE.value)
@@ -54,9 +55,9 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     plots.plot_sensitivity(analysis.layers, result.float_layers, figure,
                            title=f"{model.name}: per-layer sensitivity")
-    paths = writer.save_files(out, {
+    paths = files.save_files(out, {
         "report.csv": report.to_csv(rows).encode(),
-        "report.md": plots.markdown_report(result, title=f"Sensitivity of {model.name}",
+        "report.md": markdown.markdown_report(result, title=f"Sensitivity of {model.name}",
                                            summary=summary, figures=["sensitivity.png"]).encode(),
     }, overwrite=True)
   except (tfq_mixed.TfqMixedError, OSError, ValueError, ImportError) as e:

@@ -65,7 +65,8 @@ def main(argv):
     raise app.UsageError(f"--out must end in .json or .csv. Received: --out={_OUT.value}.")
   thread_counts = parse_threads(_THREADS.value or ["1"])
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import latency, writer  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import files
+  from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
   models = {}
   try:
     names = [os.path.basename(p) for p in _MODELS.value]
@@ -87,7 +88,7 @@ def main(argv):
         table.writerows(records)
         text = buffer.getvalue()
       os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-      writer.write_atomic(_OUT.value, text.encode())
+      files.write_atomic(_OUT.value, text.encode())
   except (tfq_mixed.TfqMixedError, OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -32,11 +32,12 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import onnx_export, writer  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import files, result  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.deploy import onnx_export  # pylint: disable=g-import-not-at-top
   path = _TFLITE.value
   if os.path.isdir(path):
-    path = os.path.join(path, writer.MODEL_FILE)
-  config_path = os.path.join(os.path.dirname(path), writer.CONFIG_FILE)
+    path = os.path.join(path, result.MODEL_FILE)
+  config_path = os.path.join(os.path.dirname(path), result.CONFIG_FILE)
   try:
     if os.path.exists(_ONNX.value) and not _OVERWRITE.value:
       raise FileExistsError(f"{_ONNX.value} already exists. Pass --overwrite to replace it.")
@@ -48,7 +49,7 @@ def main(argv):
         config_json = f.read()
     model = onnx_export.convert(tflite, opset=_OPSET.value, config_json=config_json)
     os.makedirs(os.path.dirname(os.path.abspath(_ONNX.value)), exist_ok=True)
-    writer.write_atomic(_ONNX.value, onnx_export.to_bytes(model))
+    files.write_atomic(_ONNX.value, onnx_export.to_bytes(model))
   except (tfq_mixed.TfqMixedError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

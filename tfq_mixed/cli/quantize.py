@@ -30,7 +30,7 @@ def main(argv):
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
   _common.quiet_logs()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import plots  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.evaluation import markdown  # pylint: disable=g-import-not-at-top
   try:
     _common.check_out(_common.OUT.value, OUTPUTS, _common.OVERWRITE.value)
     model = _common.load_model(_common.MODEL.value)
@@ -48,7 +48,7 @@ def main(argv):
                f"{_common.RANKER.value}; {len(result.tflite) / 1e6:.3f} MB"]
     paths["report.md"] = _common.write_text(
         _common.OUT.value, "report.md",
-        plots.markdown_report(result, title=f"tfq_mixed: {model.name}", summary=summary),
+        markdown.markdown_report(result, title=f"tfq_mixed: {model.name}", summary=summary),
         _common.OVERWRITE.value)
   except (tfq_mixed.TfqMixedError, OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -54,7 +54,9 @@ def main(argv):
   ratios = _ratios()
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tfq_mixed  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import images, plots, writer  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import files  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.demo import images  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.evaluation import markdown, plots, scores, sweep  # pylint: disable=g-import-not-at-top
   out = _common.OUT.value
   try:
     _common.check_out(out, OUTPUTS, _common.OVERWRITE.value)
@@ -68,10 +70,10 @@ def main(argv):
                                  per_channel=not _common.PER_TENSOR.value,
                                  max_samples=_common.MAX_SAMPLES.value, verbose=True)
     float_outputs = np.asarray(model.predict(evaluation.images,
-                                               batch_size=plots.keras_batch_size(model), verbose=0))
-    points = plots.sweep(analysis, evaluation.images, float_outputs, ratios=ratios,
+                                               batch_size=scores.keras_batch_size(model), verbose=0))
+    points = sweep.sweep(analysis, evaluation.images, float_outputs, ratios=ratios,
                          labels=evaluation.labels, ranker=_common.RANKER.value, verbose=True)
-    float_accuracy = plots.top1(float_outputs, evaluation.labels)
+    float_accuracy = scores.top1(float_outputs, evaluation.labels)
     labelled = evaluation.labels is not None
     what = "top-1 accuracy" if labelled else "top-1 agreement with float"
     os.makedirs(out, exist_ok=True)
@@ -85,8 +87,8 @@ def main(argv):
                f"float top-1: {float_accuracy:.4f}" if labelled else "float top-1: n/a"]
     markdown = "\n".join([f"# Ratio sweep of {model.name}", ""] + [f"- {s}" for s in summary] +
                          ["", "![sweep](sweep.png)", "",
-                          plots.markdown_table(rows, list(rows[0])), ""])
-    paths = writer.save_files(out, {"sweep.csv": plots.sweep_csv(points).encode(),
+                          markdown.markdown_table(rows, list(rows[0])), ""])
+    paths = files.save_files(out, {"sweep.csv": sweep.sweep_csv(points).encode(),
                                     "sweep.md": markdown.encode()}, overwrite=True)
   except (tfq_mixed.TfqMixedError, OSError, ValueError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -6,30 +6,13 @@ A ranker is a small function `(layers, random_state) -> list of layer names` reg
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Sequence
 
 from tfq_mixed import errors
 from tfq_mixed.qtyping import LayerStats, Ranker
-
-
-class RankerFn(Protocol):
-
-  def __call__(self, layers: Sequence[LayerStats], random_state: int) -> list[str]:
-    ...
-
-
-_REGISTRY: dict[Ranker, RankerFn] = {}
-
-
-def register(name: Ranker) -> Callable[[RankerFn], RankerFn]:
-  def decorator(fn: RankerFn) -> RankerFn:
-    _REGISTRY[name] = fn
-    return fn
-  return decorator
-
-
-def get_ranker(name: "Ranker | str") -> RankerFn:
-  return _REGISTRY[Ranker.parse(name)]
+from tfq_mixed.rankers import baselines  # registers in_order, random, weight_sqnr, ...
+from tfq_mixed.rankers import quantune  # registers quantune, quantune_paper
+from tfq_mixed.rankers.registry import RankerFn, get_ranker, register
 
 
 CUSTOM_RANKING = "custom"
@@ -70,8 +53,5 @@ def rank(layers: Sequence[LayerStats], ranker: "Ranker | str" = Ranker.QUANTUNE,
     raise RuntimeError(f"Ranker {ranker!r} did not return a permutation of the layers.")
   return order
 
-
-from tfq_mixed.rankers import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfq_mixed.rankers import quantune  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 __all__ = ["CUSTOM_RANKING", "RankerFn", "check_ranking", "get_ranker", "rank", "register", "baselines", "quantune"]

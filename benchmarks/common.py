@@ -1,4 +1,9 @@
-"""Zoo models and the canonical calibration/evaluation splits of ../shared, for benchmarks.
+"""What the benchmarks share: the zoo models and canonical splits of ../shared, and their helpers.
+
+Helpers (one copy each): `setup_tensorflow`, `log`, `git_revision`, `cpu_model`, `quiet_stdout`,
+`write_result` (atomic, through the library's `tfq_mixed.files`), `plain_int8_convert` (TFLite's
+own full-int8 conversion), and the child-process peak-memory harness (`run_child`,
+`report_child`, `status_mib`, `maxrss_mib`).
 
 The splits and preprocessing follow `../shared/README.md` and `../shared/zoo/MODELS.md`, so every
 benchmark reports numbers on the same images:
@@ -22,8 +27,12 @@ Nothing here imports TensorFlow or Keras at module level: the data helpers stay 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import os
+import platform
+import resource
 import subprocess
 import sys
 from typing import Optional, Sequence
@@ -38,6 +47,17 @@ DEFAULT_SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
 IMAGENET_MODELS = ("efficientnet_lite0", "tiny_darknet")
 CIFAR_MODELS = ("resnet20_cifar10", "resnet56_cifar10")
 MODELS = IMAGENET_MODELS + CIFAR_MODELS
+
+ACCURACY_CONFIGS = (("efficientnet_lite0", "per_tensor"), ("tiny_darknet", "per_channel"),
+                    ("tiny_darknet", "per_tensor"), ("efficientnet_lite0", "per_channel"),
+                    ("resnet56_cifar10", "per_channel"))
+"""The accuracy benchmark's (model, weight mode) pairs: where int8 loses most, and one where it
+loses nothing."""
+ACCURACY_BUDGETS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.50)
+"""Float MAC budgets (1 - ratio) of the accuracy benchmark."""
+LABEL_FREE_RANKERS = ("quantune", "quantune_paper", "weight_sqnr", "in_order", "random",
+                      "activation_sqnr", "weight_sqnr_delta", "mse")
+"""The built-in rankers (`tfq_mixed.Ranker`): no labels needed."""
 
 IMAGE_SIZE = 224
 CENTER_CROP_FRACTION = 0.875
@@ -230,3 +250,87 @@ def git_revision() -> str:
     return head + ("+uncommitted changes" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
+
+
+def cpu_model() -> str:
+  """The CPU's model name (/proc/cpuinfo), for the record of a timing."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+  """Silences fd 1 (Keras' export prints every captured variable), keeps stderr for errors."""
+  sys.stdout.flush()
+  saved = os.dup(1)
+  try:
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+      os.dup2(devnull.fileno(), 1)
+      yield
+  finally:
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
+def write_result(path: str, data: "str | bytes") -> str:
+  """Writes a results file atomically (the library's `files.write_atomic`), making its folder."""
+  from tfq_mixed import files  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  files.write_atomic(path, data.encode() if isinstance(data, str) else data)
+  return path
+
+
+def plain_int8_convert(model, images) -> bytes:
+  """TFLite's own full-int8 post-training quantization (float input and output)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def representative_dataset():
+    for x in images:
+      yield [x[None]]
+
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = representative_dataset
+  with quiet_stdout():
+    return converter.convert()
+
+
+# Peak memory, measured in a fresh child process per side.
+
+def status_mib(field: str) -> "float | None":
+  """A size field of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is none."""
+  try:
+    with open("/proc/self/status", encoding="ascii") as f:
+      for line in f:
+        if line.startswith(field + ":"):
+          return int(line.split()[1]) / 1024.0
+  except OSError:
+    pass
+  return None
+
+
+def maxrss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def report_child(marker: str, result: dict) -> None:
+  """In the child: prints the result on one line after `marker`, for `run_child`."""
+  sys.stdout.write(marker + json.dumps(result) + "\n")
+  sys.stdout.flush()
+
+
+def run_child(args: list[str], marker: str, label: str) -> dict:
+  """Runs a child process (`args`) and returns what it reported with `report_child`; exits with
+  its stderr if it reported nothing."""
+  proc = subprocess.run(args, capture_output=True, text=True, check=False)
+  for line in proc.stdout.splitlines():
+    if line.startswith(marker):
+      return json.loads(line[len(marker):])
+  sys.exit(f"error: the {label} subprocess failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")

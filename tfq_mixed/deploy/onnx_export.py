@@ -24,6 +24,7 @@ import warnings
 from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
+from tfq_mixed import files
 from tfq_mixed.qtyping import Node
 
 # ONNX ops with a weight (second input) that carry a TFLite compute node's MACs.
@@ -199,13 +200,12 @@ def export(result, path: str, *, opset: Optional[int] = None, overwrite: bool = 
   The ONNX model's `metadata_props` hold the config JSON (`METADATA_KEY`). An existing `path` is
   kept unless `overwrite`.
   """
-  from tfq_mixed import writer  # pylint: disable=g-import-not-at-top
-  writer.refuse_clobber([path], overwrite)
+  files.refuse_clobber([path], overwrite)
   model_proto = convert(result.tflite, opset=opset, config_json=result.config.to_json())
   directory = os.path.dirname(os.path.abspath(path))
   try:
     os.makedirs(directory, exist_ok=True)
-    writer.write_atomic(path, to_bytes(model_proto))
+    files.write_atomic(path, to_bytes(model_proto))
   except OSError as e:
     raise errors.OutputError(f"Could not write the ONNX model to {path!r}: {e}") from e
   return path
