@@ -1,5 +1,5 @@
 """Writes core/src/test/resources/pillow_parity.txt: a random RGB image and what the Python side of
-tfq_mixed makes of it (`tfq_mixed.images.Preprocessing`: center crop, Pillow bicubic resize), so the
+tfq_mixed makes of it (`tfq_mixed.demo.images.Preprocessing`: center crop, Pillow bicubic resize), so the
 Kotlin preprocessing can be checked against it in a JVM unit test (PillowParityTest) without Python.
 
   python android_demo/make_parity_fixture.py

@@ -150,3 +150,15 @@ def test_subpackages_are_not_imported_by_the_pipeline(subpackage):
     names = [ast.unparse(n) for n in top_level]
     assert not any(f"tfq_mixed.{subpackage}" in n or f"import {subpackage}" in n and
                    "tfq_mixed" in n for n in names), (module, names)
+
+
+def test_readme_is_short_and_ci_runs_its_test_command():
+  readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+  assert len(readme.splitlines()) <= 300
+  commands = re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)
+  assert commands == ['python -m pip install -e ".[demo]" && python -m tfq_mixed',
+                      'python -m pip install -e ".[test]" && python -m pytest -q']
+  ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+  assert commands[1] in ci.splitlines()
+  for link in re.findall(r"\]\(((?:docs|android_demo)/[^)]+)\)", readme):
+    assert os.path.isfile(os.path.join(REPO, link)), link

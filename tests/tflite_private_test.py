@@ -49,7 +49,7 @@ def test_calibrate_once_then_quantize_with_and_without_denylist(digits):
 def test_analyzer_output_format_and_missing_gpu_checker(digits_analysis):
   """The analyzer text `gpu_compatibility` parses: one `Op#` line per op, one `T#` line per tensor,
   the verdict line. TF 2.21's wheel has no GPU checker (it passes RFFT2D); when an upgrade brings
-  it back this fails: re-check the parser against its warnings and update README "GPU delegate"."""
+  it back this fails: re-check the parser against its warnings and update docs/deployment.md ("GPU delegate")."""
   from tfq_mixed.deploy import gpu_compatibility  # pylint: disable=g-import-not-at-top
   model = digits_analysis.quantize(0.9).tflite
   text = _tflite_private.analyze_model(model)

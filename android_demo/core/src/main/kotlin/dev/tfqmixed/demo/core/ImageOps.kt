@@ -58,7 +58,7 @@ object ImageOps {
   /**
    * The largest centered box with the output's aspect ratio, shrunk to [crop] of it, on whole
    * pixels: sizes rounded as Python's round() (half to even), offsets floored. Same rule as
-   * `tfq_mixed.images.Preprocessing`.
+   * `tfq_mixed.demo.images.Preprocessing`.
    */
   fun centerCropBox(srcWidth: Int, srcHeight: Int, dstWidth: Int, dstHeight: Int, crop: Double): CropBox {
     require(srcWidth > 0 && srcHeight > 0 && dstWidth > 0 && dstHeight > 0) { "sizes must be positive" }

@@ -4,7 +4,7 @@ package dev.tfqmixed.demo.core
  * How the demo turns a photo into the model's input tensor.
  *
  * The defaults are the preprocessing of the model `python -m tfq_mixed` writes (EfficientNet-Lite0,
- * `tfq_mixed.default_model.PREPROCESSING`): center crop of 87.5 % of the shorter side, bicubic
+ * `tfq_mixed.demo.default_model.PREPROCESSING`): center crop of 87.5 % of the shorter side, bicubic
  * resize, then `(pixel - 127) / 128` per RGB channel.
  */
 class Preprocessor(

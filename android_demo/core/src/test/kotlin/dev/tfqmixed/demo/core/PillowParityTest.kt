@@ -6,7 +6,7 @@ import org.junit.Assert.assertTrue
 import org.junit.Test
 
 /**
- * The crop + bicubic resize against what the Python side (`tfq_mixed.images.Preprocessing`, i.e.
+ * The crop + bicubic resize against what the Python side (`tfq_mixed.demo.images.Preprocessing`, i.e.
  * Pillow) produced for the same random image (fixture written by `make_parity_fixture.py`).
  * Pillow rounds 22-bit fixed-point weights, this code uses doubles: at most one level apart.
  */
