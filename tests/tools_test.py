@@ -126,7 +126,8 @@ def test_quantize(files, digits, tmp_path, capsys):
 def test_quantize_from_image_folder_per_tensor(files, tmp_path):
   out = str(tmp_path / "q")
   assert run_tool("quantize", f"--model={files['model']}", f"--calibration={files['images']}",
-                  "--per_tensor", "--ranker=weight_sqnr", "--ratio=0.9", "--max_samples=40",
+                  "--per_tensor", "--ranker=weight_sqnr", "--fallback=float", "--ratio=0.9",
+                  "--max_samples=40",
                   f"--out={out}") == 0
   with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
     config = json.load(f)

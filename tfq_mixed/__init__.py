@@ -21,16 +21,18 @@ _native_output.import_tensorflow_quietly()  # TensorFlow's oneDNN and CUDA start
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfq_mixed.config import SelectiveQuantizationConfig, VERSION as __version__, load_config
 from tfq_mixed.convert import Analysis, analyze, apply_config, convert
-from tfq_mixed.errors import (BudgetWarning, ConfigError, ConversionError, DatasetError, InvalidArgumentError,
+from tfq_mixed.errors import (BudgetWarning, ConfigError, ProfileError, ConversionError, DatasetError, InvalidArgumentError,
                               InvalidTypeError, OutputError, TfqMixedError, UnsupportedModelError)
-from tfq_mixed.qtyping import LayerStats, Node, Precision, Ranker
+from tfq_mixed.qtyping import BudgetKind, Fallback, LayerStats, Node, Precision, Ranker
 from tfq_mixed.result import Result
 
 __all__ = [
     # Workflow.
     "convert", "analyze", "apply_config", "load_config", "Analysis", "Result",
-    "SelectiveQuantizationConfig", "Ranker", "Precision", "LayerStats", "Node",
+    "SelectiveQuantizationConfig", "Ranker", "Precision", "Fallback", "BudgetKind", "LayerStats",
+    "Node",
     # Errors.
     "TfqMixedError", "InvalidArgumentError", "InvalidTypeError", "DatasetError",
-    "UnsupportedModelError", "ConfigError", "ConversionError", "OutputError", "BudgetWarning",
+    "UnsupportedModelError", "ConfigError", "ConversionError", "OutputError", "ProfileError",
+    "BudgetWarning",
 ]

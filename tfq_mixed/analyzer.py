@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfq_mixed import _tflite_private
 from tfq_mixed import dataset as dataset_lib
+from tfq_mixed import hybrid
 from tfq_mixed import metrics
 from tfq_mixed import model_graph
 from tfq_mixed import precisions
@@ -66,25 +67,35 @@ _FILTER_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED":
 
 
 def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
-                       int8_op: dict) -> tuple[float, float]:
-  """(whole-tensor, per-channel) SQNR of a compute node's folded float filter vs its int8 filter.
+                       int8_op: dict) -> tuple[float, float, float]:
+  """SQNRs of a compute node's folded float filter (as TFLite stores it) quantized three ways.
 
-  As TFLite stores them; the per-channel one is `metrics.channel_sqnr_db` (NaN for ops without a
-  known filter layout).
+  (whole tensor, per channel) against its int8 filter in the static model (the per-channel one is
+  `metrics.channel_sqnr_db`), and whole tensor as the dynamic-range kernels would store it
+  (`hybrid.quantize_weight`: per channel, whatever the static mode). NaN where they do not apply.
   """
+  nan3 = (math.nan, math.nan, math.nan)
   if len(node_op["inputs"]) < 2 or len(int8_op["inputs"]) < 2:
-    return math.nan, math.nan
+    return nan3
   try:
     reference = calibrated_interpreter.get_tensor(node_op["inputs"][1])
     quantized = _tflite_private.dequantized_tensor(int8_interpreter, int8_op["inputs"][1])
   except ValueError:
-    return math.nan, math.nan
+    return nan3
   if reference.shape != quantized.shape or reference.dtype != np.float32:
-    return math.nan, math.nan
+    return nan3
   axis = _FILTER_CHANNEL_AXIS.get(node_op["op_name"])
   channel = (metrics.channel_sqnr_db(reference, quantized, axis)
              if axis is not None and axis < reference.ndim else math.nan)
-  return metrics.sqnr_db(reference, quantized), channel
+  dynamic = math.nan
+  code = getattr(hybrid.BO, node_op["op_name"], None)
+  if code in hybrid.HYBRID_OPS:
+    values, scales = hybrid.quantize_weight(reference, hybrid.HYBRID_OPS[code][1])
+    shape = [1] * reference.ndim
+    if scales.size > 1:
+      shape[hybrid.HYBRID_OPS[code][1]] = -1
+    dynamic = metrics.sqnr_db(reference, values.astype(np.float32) * scales.reshape(shape))
+  return metrics.sqnr_db(reference, quantized), channel, dynamic
 
 
 @dataclasses.dataclass
@@ -254,9 +265,8 @@ def _run_passes(samples: dataset_lib.Samples, batch_size: int, int8_pass: _Int8P
 
 
 def _weight_metrics(calibration: Calibration, layer_objects: list,
-                    int8_pass: _Int8Pass) -> tuple[dict[int, int], dict[int, float],
-                                                   dict[int, float]]:
-  """Per layer: MACs, and the (whole-tensor, per-channel) SQNR of its node's folded weights.
+                    int8_pass: _Int8Pass) -> tuple[dict[int, int], dict[int, tuple]]:
+  """Per layer: MACs, and the SQNRs of its node's folded weights (`_fused_weight_sqnr`).
 
   A node's MACs and weights belong to its first layer with a kernel (the Conv of Conv+BN+ReLU).
   """
@@ -266,8 +276,7 @@ def _weight_metrics(calibration: Calibration, layer_objects: list,
   calibrated_ops = {op["index"]: op for op in _tflite_private.ops(calibrated)}
   index_of = {ref.name: ref.index for ref in calibration.layers}
   macs_of_layer: dict[int, int] = {}
-  fused_sqnr: dict[int, float] = {}
-  channel_sqnr: dict[int, float] = {}
+  weight_sqnr: dict[int, tuple] = {}
   for node in calibration.nodes:
     if not node.layers:
       continue
@@ -276,9 +285,9 @@ def _weight_metrics(calibration: Calibration, layer_objects: list,
     owner = with_kernel[0] if with_kernel else indices[0]
     macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
     if node.is_compute and node.index in int8_pass.ops:
-      fused_sqnr[owner], channel_sqnr[owner] = _fused_weight_sqnr(
+      weight_sqnr[owner] = _fused_weight_sqnr(
           calibrated, int8_pass.interpreter, calibrated_ops[node.index], int8_pass.ops[node.index])
-  return macs_of_layer, fused_sqnr, channel_sqnr
+  return macs_of_layer, weight_sqnr
 
 
 def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
@@ -305,7 +314,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   accumulator = _Accumulator(int8_pass, compared)
   _run_passes(samples, batch_size, int8_pass, _float_pass(model, samples, sorted(compared)),
               accumulator, verbose)
-  macs_of_layer, fused_sqnr, channel_sqnr = _weight_metrics(calibration, layer_objects, int8_pass)
+  macs_of_layer, fused = _weight_metrics(calibration, layer_objects, int8_pass)
 
   # The noise a node adds by itself is reported on the layer whose output the node produces.
   node_of_output = {op["outputs"][0]: node for node, op in int8_pass.ops.items()}
@@ -331,8 +340,9 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
         index=i, name=ref.name, layer_type=ref.layer_type, node=node_of_layer.get(i),
         macs=macs_of_layer.get(i, 0),
         weight_sqnr_db=weight_sqnr[i],
-        fused_weight_sqnr_db=fused_sqnr.get(i, math.nan),
-        channel_weight_sqnr_db=channel_sqnr.get(i, math.nan),
+        fused_weight_sqnr_db=fused.get(i, (math.nan,) * 3)[0],
+        channel_weight_sqnr_db=fused.get(i, (math.nan,) * 3)[1],
+        dynamic_weight_sqnr_db=fused.get(i, (math.nan,) * 3)[2],
         op_sqnr_db=op_sqnr.get(i, math.nan),
         op_error_lsb=op_error.get(i, math.nan),
         weight_sqnr_delta=weight_delta.get(i, math.nan),

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
 from tfq_mixed import model_graph
 from tfq_mixed import precisions
-from tfq_mixed.qtyping import (FLOAT_BITS_PER_MAC, INT8_BITS_PER_MAC, LayerStats, Node,
-                               Precision, Ranker, Selection)
+from tfq_mixed.qtyping import (FLOAT_BITS_PER_MAC, INT8_BITS_PER_MAC, BudgetKind, Fallback,
+                               LayerStats, Node, Precision, Ranker, Selection)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The config format this version writes; `SCHEMA_HISTORY` says what each version changed."""
 
 SCHEMA_HISTORY = {
@@ -29,6 +30,9 @@ SCHEMA_HISTORY = {
        "output_noise_share, options.gpu_compatible, int8_unsupported_layers.",
     2: "layer_precisions and warnings; the figures describe the built model; every field of "
        "version 1, its later additions included, is required.",
+    3: "the precision ladder: dynamic_nodes (float nodes made dynamic-range), budget (its kind, "
+       "value and achieved figure), options fallback, threads and the budget's own key; the "
+       "dynamic_weight_sqnr_db metric. Version 2 configs were fallback 'float' with a ratio.",
 }
 """What each schema version holds. Older configs are migrated when read (`migrate`)."""
 
@@ -53,9 +57,14 @@ class SelectiveQuantizationConfig:
     metrics: per-layer metrics records.
     tensorflow_version, tfq_mixed_version, schema_version: provenance.
     int8_unsupported_layers: layers with ops TFLite cannot run in int8 (float whatever the ratio).
-    layer_precisions: per layer, what it runs in ('int8', 'float', 'mixed', '-') and the MACs of
-      its nodes per precision, read from the built model (`precisions.LayerPrecision`).
+    layer_precisions: per layer, what it runs in ('int8', 'dynamic_int8', 'float', 'mixed', '-')
+      and the MACs of its nodes per precision, read from the built model
+      (`precisions.LayerPrecision`).
     warnings: what the build could not do as asked (e.g. a ratio no selection can reach).
+    dynamic_nodes: the float nodes then made dynamic-range (int8 weights, float activations).
+    budget: the budget's kind and value, the achieved figure (a multiple of the full-int8 model's
+      latency or size, as the cost model predicts it), and the output SQNR measured against the
+      float model on the first calibration samples.
   """
 
   model_name: str
@@ -76,12 +85,14 @@ class SelectiveQuantizationConfig:
   int8_unsupported_layers: tuple[str, ...] = ()
   layer_precisions: dict[str, precisions.LayerPrecision] = dataclasses.field(default_factory=dict)
   warnings: tuple[str, ...] = ()
+  dynamic_nodes: tuple[str, ...] = ()
+  budget: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   _REQUIRED = {"model_name": str, "layers": list, "options": dict, "float_layers": list,
                "float_nodes": list, "int8_mac_ratio": (int, float), "float_macs": int,
                "total_macs": int, "bops": int, "bops_reduction": (int, float),
                "num_samples": int, "schema_version": int, "int8_unsupported_layers": list,
-               "layer_precisions": dict, "warnings": list}
+               "layer_precisions": dict, "warnings": list, "dynamic_nodes": list, "budget": dict}
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
@@ -89,6 +100,8 @@ class SelectiveQuantizationConfig:
     out["metrics"] = [dict(m) for m in self.metrics]
     out["layer_precisions"] = {name: p.to_dict() for name, p in self.layer_precisions.items()}
     out["warnings"] = list(self.warnings)
+    out["dynamic_nodes"] = list(self.dynamic_nodes)
+    out["budget"] = dict(self.budget)
     return out
 
   def to_json(self) -> str:
@@ -161,6 +174,13 @@ class SelectiveQuantizationConfig:
     if not all(isinstance(w, str) for w in data["warnings"]):
       raise _corrupted("warnings", data["warnings"], "a list of strings")
     kwargs["warnings"] = tuple(data["warnings"])
+    floating = set(kwargs["float_nodes"])
+    for i, name in enumerate(data["dynamic_nodes"]):
+      if not isinstance(name, str) or name not in floating:
+        raise _corrupted(f"dynamic_nodes[{i}]", name, "a node listed in 'float_nodes'")
+    kwargs["dynamic_nodes"] = tuple(data["dynamic_nodes"])
+    _check_budget_record(data["budget"])
+    kwargs["budget"] = dict(data["budget"])
     return cls(**kwargs)
 
   @classmethod
@@ -179,7 +199,9 @@ _LAYER_LABELS = {p.value for p in Precision} | {precisions.MIXED, precisions.NO_
 def migrate(data: dict) -> dict:
   """A config dict of schema `data['schema_version']` brought to `SCHEMA_VERSION` (a new dict).
 
-  Version 1 configs may lack what was added under version 1 later: metrics not measured then are
+  Version 2 configs chose float nodes by ranking within a ratio (fallback 'float'): no dynamic
+  nodes, the ratio as their budget, no `dynamic_weight_sqnr_db` metric (null). Version 1 configs
+  may also lack what was added under version 1 later: metrics not measured then are
   null, `gpu_compatible` was off, no layer was recorded as int8-unsupported. They have no
   `layer_precisions` (left empty: not known, so not checked by `apply_config`) and no warnings.
   """
@@ -195,6 +217,18 @@ def migrate(data: dict) -> dict:
     data.setdefault("layer_precisions", {})
     data.setdefault("warnings", [])
     data["schema_version"] = 2
+  if data["schema_version"] < 3:
+    metrics = data.get("metrics", [])
+    if isinstance(metrics, list):
+      data["metrics"] = [dict({k: None for k in _METRICS_ADDED_IN_3}, **m)
+                         if isinstance(m, dict) else m for m in metrics]
+    if isinstance(data.get("options"), dict):
+      data["options"] = dict({"fallback": "float", "threads": 1}, **data["options"])
+      if "ratio" in data["options"]:
+        data.setdefault("budget", {"kind": "ratio", "value": data["options"]["ratio"]})
+    data.setdefault("dynamic_nodes", [])
+    data.setdefault("budget", {})
+    data["schema_version"] = 3
   return data
 
 
@@ -224,6 +258,10 @@ def _corrupted(field: str, value: Any, expected: str) -> errors.ConfigError:
       "was edited by hand; re-create it with tfq_mixed.convert().")
 
 
+def _number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 # Options a config records, with the check each value must pass.
 _OPTION_CHECKS = {
     "ratio": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
@@ -236,7 +274,26 @@ _OPTION_CHECKS = {
     "random_state": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                      "a non-negative int"),
     "gpu_compatible": (lambda v: isinstance(v, bool), "true or false"),
+    "fallback": (lambda v: v in {f.value for f in Fallback}, "one of " + ", ".join(
+        repr(f.value) for f in Fallback)),
+    "threads": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                "a positive int"),
+    "max_latency": (lambda v: _number(v) and v > 0, "a positive number"),
+    "max_size": (lambda v: _number(v) and v > 0, "a positive number"),
+    "min_output_sqnr_db": (_number, "a number"),
+    "max_drop": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
+
+
+def _check_budget_record(budget: dict) -> None:
+  if not budget:
+    return
+  if budget.get("kind") not in {k.value for k in BudgetKind}:
+    raise _corrupted("budget.kind", budget.get("kind"),
+                     "one of " + ", ".join(repr(k.value) for k in BudgetKind))
+  for key in ("value", "achieved", "output_sqnr_db"):
+    if key in budget and not _number(budget[key]):
+      raise _corrupted(f"budget.{key}", budget[key], "a number")
 
 
 def _check_options(options: dict) -> None:
@@ -249,6 +306,7 @@ _METRICS_ADDED_IN_1 = ("channel_weight_sqnr_db", "op_sqnr_db", "op_error_lsb",
                        "output_noise_share")
 """Per-layer metrics added under schema 1, which earlier version-1 configs lack (migrated to null:
 not measured)."""
+_METRICS_ADDED_IN_3 = ("dynamic_weight_sqnr_db",)
 
 
 def _check_metrics_record(record: Any, position: int) -> None:
@@ -281,7 +339,8 @@ def make_config(*, model_name: str, layers: Sequence[LayerStats], options: dict[
                 selection: Selection, nodes: Sequence[Node], built: dict[int, Precision],
                 num_samples: int, tensorflow_version: str,
                 int8_unsupported_layers: Sequence[str] = (),
-                warnings: Sequence[str] = ()) -> SelectiveQuantizationConfig:
+                warnings: Sequence[str] = (),
+                budget: Optional[dict] = None) -> SelectiveQuantizationConfig:
   """The config of a built model: the choice (`selection`) and the figures of what was built.
 
   `built` holds each node's precision in the built .tflite (`precisions.node_precisions`); the
@@ -312,7 +371,9 @@ def make_config(*, model_name: str, layers: Sequence[LayerStats], options: dict[
       tensorflow_version=tensorflow_version,
       int8_unsupported_layers=tuple(int8_unsupported_layers),
       layer_precisions=by_layer,
-      warnings=tuple(warnings))
+      warnings=tuple(warnings),
+      dynamic_nodes=selection.dynamic_nodes,
+      budget=dict(budget or {}))
 
 
 BUILT_FIELDS = ("int8_mac_ratio", "float_macs", "total_macs", "bops", "bops_reduction",

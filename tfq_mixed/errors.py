@@ -34,6 +34,10 @@ class ConversionError(TfqMixedError, RuntimeError):
   """TensorFlow Lite failed to convert or quantize the model."""
 
 
+class ProfileError(TfqMixedError, RuntimeError):
+  """LiteRT's per-op profiler, which latency budgets need, could not measure the model."""
+
+
 class OutputError(TfqMixedError, OSError):
   """Results could not be written (folder not writable, file exists, disk full)."""
 

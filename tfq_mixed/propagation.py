@@ -175,3 +175,30 @@ def with_output_noise_shares(layers: Sequence[LayerStats], nodes: Sequence[Node]
   carrier = {measures[n].layer: share for n, share in shares.items()}
   return tuple(dataclasses.replace(l, output_noise_share=carrier[l.index]) if l.index in carrier
                else l for l in layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeNoise:
+  """One node's own quantization noise and how it reaches the model output.
+
+  Attributes:
+    own: N, the noise power the node adds by itself in the full-int8 model (absolute).
+    rounding: the part of `own` that is the rounding of its int8 output (gone only where no int8
+      op reads the output again).
+    gain: G, the factor carrying its noise to the model outputs, relative to their power.
+  """
+
+  own: float
+  rounding: float
+  gain: float
+
+
+def node_noise(layers: Sequence[LayerStats], nodes: Sequence[Node],
+               producers: Mapping[int, Sequence[int]]) -> dict[int, NodeNoise]:
+  """Node -> its `NodeNoise`, from the two passes (see the module docstring); the relative
+  noise power at the outputs of the full-int8 model is `sum(own * gain)`."""
+  measures = _measures(layers)
+  own, to_output = _gains(measures, nodes, producers, _consumers(nodes, producers))
+  return {n: NodeNoise(own=own[n],
+                       rounding=min(measures[n].rounding, own[n]) if n in measures else 0.0,
+                       gain=to_output.get(n, 0.0)) for n in own}

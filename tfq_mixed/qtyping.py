@@ -53,6 +53,96 @@ class Precision(str, enum.Enum):
   FLOAT = "float"  # float32
 
 
+class Fallback(str, enum.Enum):
+  """What a node kept out of static int8 runs in instead (`Analysis.quantize(fallback=...)`)."""
+
+  AUTO = "auto"  # the cheaper of dynamic_int8 and float for the output noise it removes
+  DYNAMIC_INT8 = "dynamic_int8"  # dynamic_int8 where the op has a hybrid kernel, else float
+  FLOAT = "float"  # float32 only: the selection before the ladder, byte for byte
+
+  @classmethod
+  def parse(cls, value: "Fallback | str") -> "Fallback":
+    try:
+      return cls(value)
+    except ValueError:
+      raise errors.InvalidArgumentError(
+          f"Unknown fallback {value!r}. Expected one of: "
+          f"{', '.join(repr(f.value) for f in cls)}.") from None
+
+
+class BudgetKind(str, enum.Enum):
+  """What one `quantize` call is bounded by (exactly one applies)."""
+
+  RATIO = "ratio"  # share of MACs in static int8, at least
+  MAX_LATENCY = "max_latency"  # predicted XNNPACK latency / full int8's, at most
+  MAX_SIZE = "max_size"  # predicted .tflite bytes / full int8's, at most
+  MIN_OUTPUT_SQNR_DB = "min_output_sqnr_db"  # the cheapest model reaching this output SQNR
+  MAX_DROP = "max_drop"  # the cheapest model whose `evaluate` score is within this of float's
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """The one budget of a `quantize` call, checked (`check_budget`)."""
+
+  kind: BudgetKind
+  value: float
+
+
+def _positive_number(value: Any, name: str, hint: str) -> float:
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or getattr(
+      value, "ndim", 0) != 0:
+    raise errors.InvalidTypeError(
+        f"`{name}` must be a number. Received: {name}={value!r} of type {type(value).__name__}. "
+        f"{hint}")
+  value = float(value)
+  if not math.isfinite(value) or value <= 0:
+    raise errors.InvalidArgumentError(f"`{name}` must be a positive number. Received: "
+                                      f"{name}={value!r}. {hint}")
+  return value
+
+
+def check_budget(ratio: Any = None, max_latency: Any = None, max_size: Any = None,
+                 min_output_sqnr_db: Any = None, max_drop: Any = None,
+                 default_ratio: float = 0.9) -> Budget:
+  """The one budget given (`ratio` at `default_ratio` when none is), checked.
+
+  Raises:
+    InvalidArgumentError: two budgets at once, or a value out of range.
+    InvalidTypeError: a budget that is not a number.
+  """
+  given = {k: v for k, v in (("ratio", ratio), ("max_latency", max_latency),
+                             ("max_size", max_size), ("min_output_sqnr_db", min_output_sqnr_db),
+                             ("max_drop", max_drop)) if v is not None}
+  if len(given) > 1:
+    raise errors.InvalidArgumentError(
+        f"Exactly one budget applies; received {len(given)}: "
+        f"{', '.join(f'{k}={v!r}' for k, v in given.items())}. Pass one of `ratio` (MACs in "
+        "int8), `max_latency`, `max_size`, `min_output_sqnr_db` or `max_drop` (with `evaluate`).")
+  if not given:
+    return Budget(BudgetKind.RATIO, check_ratio(default_ratio))
+  (name, value), = given.items()
+  if name == "ratio":
+    return Budget(BudgetKind.RATIO, check_ratio(value))
+  if name == "min_output_sqnr_db":
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+      raise errors.InvalidTypeError(
+          f"`min_output_sqnr_db` must be a number of dB. Received: {value!r}.")
+    if not math.isfinite(float(value)):
+      raise errors.InvalidArgumentError(
+          f"`min_output_sqnr_db` must be finite. Received: min_output_sqnr_db={value!r}.")
+    return Budget(BudgetKind.MIN_OUTPUT_SQNR_DB, float(value))
+  if name == "max_drop":
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(float(value)) and float(value) >= 0):
+      raise errors.InvalidArgumentError(
+          f"`max_drop` must be a number >= 0 (in the units of your `evaluate` score). Received: "
+          f"max_drop={value!r}.")
+    return Budget(BudgetKind.MAX_DROP, float(value))
+  hint = ("A multiple of the full-int8 model's " +
+          ("latency, e.g. 1.05." if name == "max_latency" else "file size, e.g. 1.1."))
+  return Budget(BudgetKind(name), _positive_number(value, name, hint))
+
+
 def check_ratio(ratio: Any) -> float:
   """Validates the int8 MAC ratio (QuantuneV2 Eq. 17 as a share of MACs) and returns it as float.
 
@@ -160,6 +250,9 @@ class LayerStats:
     channel_weight_sqnr_db: the same weights' noise per output channel, relative to that channel's
       power and averaged over channels, in dB: -10 log10(mean_c |dW_c|^2 / |W_c|^2). Per-tensor
       scales starve small channels (depthwise convs), which the whole-tensor SQNR hides.
+    dynamic_weight_sqnr_db: SQNR of the same folded weights quantized as the dynamic-range kernels
+      store them (int8, per output channel, whatever the static mode): how much weight noise a
+      dynamic_int8 node keeps.
     op_sqnr_db: SQNR of the node's int8 output vs the same op run in float on the same
       (dequantized int8) inputs: the noise this node adds by itself, not what it inherits
       (TFLite's layer-wise NumericVerify, as the QuantizationDebugger measures it). On the layer
@@ -185,6 +278,7 @@ class LayerStats:
   weight_sqnr_db: float = math.nan
   fused_weight_sqnr_db: float = math.nan
   channel_weight_sqnr_db: float = math.nan
+  dynamic_weight_sqnr_db: float = math.nan
   op_sqnr_db: float = math.nan
   op_error_lsb: float = math.nan
   output_noise_share: float = math.nan
@@ -198,7 +292,7 @@ class LayerStats:
   METRIC_FIELDS = ("weight_sqnr_db", "fused_weight_sqnr_db", "weight_sqnr_delta",
                    "activation_sqnr_db", "activation_sqnr_delta", "mse",
                    "cosine_similarity", "kl_divergence", "channel_weight_sqnr_db", "op_sqnr_db",
-                   "op_error_lsb", "output_noise_share")
+                   "op_error_lsb", "output_noise_share", "dynamic_weight_sqnr_db")
 
   def to_dict(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
@@ -219,6 +313,8 @@ class Selection:
       the nodes TFLite cannot run in int8.
     int8_unsupported_nodes: TFLite node names the int8 model leaves float whatever we choose (no
       int8 kernel); not denylisted, but their MACs count as float.
+    dynamic_nodes: the float nodes then made dynamic-range (`hybrid`): int8 weights, float
+      activations quantized at run time; a subset of `float_nodes`.
   """
 
   float_layers: tuple[str, ...]
@@ -226,6 +322,7 @@ class Selection:
   float_macs: int
   total_macs: int
   int8_unsupported_nodes: tuple[str, ...] = ()
+  dynamic_nodes: tuple[str, ...] = ()
 
   @property
   def int8_mac_ratio(self) -> float:

@@ -20,7 +20,8 @@ COLUMNS = ("rank", "layer", "type", "node", "macs", "precision") + SHARE_COLUMNS
            "weight_sqnr_db",
            "fused_weight_sqnr_db", "weight_sqnr_delta", "activation_sqnr_db",
            "activation_sqnr_delta", "mse", "cosine_similarity", "kl_divergence",
-           "channel_weight_sqnr_db", "op_sqnr_db", "op_error_lsb", "output_noise_share",
+           "channel_weight_sqnr_db", "dynamic_weight_sqnr_db", "op_sqnr_db", "op_error_lsb",
+           "output_noise_share",
            "gpu_delegate")
 GPU_REJECTED = "rejected"  # the layer has an op the TFLite GPU delegate would reject
 

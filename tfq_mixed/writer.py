@@ -16,6 +16,7 @@ from tfq_mixed import _tflite_private
 from tfq_mixed import calibrator
 from tfq_mixed import config as config_lib
 from tfq_mixed import errors
+from tfq_mixed import hybrid
 from tfq_mixed import precisions
 from tfq_mixed.qtyping import LayerStats, Node, Precision, Selection
 from tfq_mixed.result import Result
@@ -25,7 +26,8 @@ def write(calibration: calibrator.Calibration, selection: Selection, *, model_na
           layers: Sequence[LayerStats], ranking: Sequence[str], options: dict[str, Any],
           num_samples: int, int8_model: bytes = b"",
           int8_unsupported: Optional[Sequence[Node]] = None, requested_ratio: float = 0.0,
-          recorded_warnings: Sequence[str] = ()) -> Result:
+          recorded_warnings: Sequence[str] = (), budget: Optional[dict] = None,
+          tflite: Optional[bytes] = None) -> Result:
   """Builds the .tflite of `selection` and describes what it runs.
 
   Args:
@@ -38,16 +40,15 @@ def write(calibration: calibrator.Calibration, selection: Selection, *, model_na
     requested_ratio: the int8 MAC share asked for; a model that cannot reach it is built at the
       highest share it can have, with a `BudgetWarning` recorded in the config.
     recorded_warnings: warnings to keep (those of a config being applied again).
+    budget: what the config records of the budget (`config.SelectiveQuantizationConfig.budget`).
+    tflite: the model of `selection` when it is built already.
 
   Returns:
     The `Result`.
   """
-  if selection.float_nodes or not int8_model:
-    tflite = _tflite_private.quantize(calibration.calibrated_model,
-                                      per_channel=calibration.per_channel,
-                                      denylisted_nodes=selection.float_nodes)
-  else:
-    tflite = int8_model
+  if tflite is None:
+    tflite = (build(calibration, selection.float_nodes, selection.dynamic_nodes)
+              if selection.float_nodes or not int8_model else int8_model)
   built = precisions.node_precisions(tflite, calibration.nodes)
   if int8_unsupported is None:
     denylisted = set(selection.float_nodes)
@@ -62,11 +63,34 @@ def write(calibration: calibrator.Calibration, selection: Selection, *, model_na
       model_name=model_name, layers=layers, options=options, selection=selection,
       nodes=calibration.nodes, built=built, num_samples=num_samples,
       tensorflow_version=tf.__version__,
-      int8_unsupported_layers=layers_of(int8_unsupported), warnings=notes)
+      int8_unsupported_layers=layers_of(int8_unsupported), warnings=notes, budget=budget)
   return Result(tflite=tflite, config=config, layers=tuple(layers), ranking=tuple(ranking),
                 nodes=calibration.nodes, int8_unsupported_nodes=tuple(int8_unsupported),
                 node_precisions={n.name: built[n.index] for n in calibration.nodes
                                  if n.index in built})
+
+
+def build(calibration: calibrator.Calibration, float_nodes: Sequence[str],
+          dynamic_nodes: Sequence[str] = ()) -> bytes:
+  """The .tflite with `float_nodes` kept out of static int8, `dynamic_nodes` of them dynamic-range.
+
+  TensorFlow's quantizer (`mlir_quantize`) with the float nodes denylisted, then the dynamic nodes'
+  float weights made int8 (`hybrid.dynamic_quantize_ops`, as the converter's dynamic-range mode
+  stores them).
+  """
+  tflite = _tflite_private.quantize(calibration.calibrated_model,
+                                    per_channel=calibration.per_channel,
+                                    denylisted_nodes=float_nodes)
+  if not dynamic_nodes:
+    return tflite
+  interpreter = _tflite_private.make_interpreter(tflite, builtin_only=True)
+  ops = precisions.align_ops(calibration.nodes, interpreter)
+  wanted = set(dynamic_nodes)
+  indices = [ops[n.index]["index"] for n in calibration.nodes if n.name in wanted and n.index in ops]
+  if len(indices) != len(wanted):
+    raise errors.ConversionError(
+        f"{len(wanted) - len(indices)} of the dynamic-range nodes are not in the quantized model.")
+  return hybrid.dynamic_quantize_ops(tflite, indices)
 
 
 def layers_of(nodes: Sequence[Node]) -> tuple[str, ...]:

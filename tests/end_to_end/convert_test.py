@@ -76,7 +76,7 @@ def test_achieved_ratio_bounds_and_monotone(digits_analysis, ranker):
   largest = max(n.macs for n in nodes) / total
   previous = -1.0
   for ratio in (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0):
-    result = digits_analysis.quantize(ratio, ranker)
+    result = digits_analysis.quantize(ratio, ranker, fallback="float")
     assert ratio - 1e-9 <= result.int8_mac_ratio < ratio + largest + 1e-9
     assert result.int8_mac_ratio >= previous
     previous = result.int8_mac_ratio
@@ -85,7 +85,7 @@ def test_achieved_ratio_bounds_and_monotone(digits_analysis, ranker):
 
 
 def test_float_layers_most_sensitive_first_and_whole_nodes(digits_analysis):
-  result = digits_analysis.quantize(0.8)
+  result = digits_analysis.quantize(0.8, fallback="float")
   ranking = digits_analysis.sensitivity()
   # The chosen compute nodes' layers in ranking order, then those of ops that only read their
   # float outputs (tfq_mixed.segments).
@@ -167,7 +167,7 @@ def test_save_writes_all_three_and_does_not_clobber(digits_analysis, tmp_path):
   assert (tmp_path / "out" / "model.tflite").read_bytes() == result.tflite
   config = json.loads((tmp_path / "out" / "config.json").read_text())
   assert config["float_layers"] == list(result.float_layers)
-  assert config["schema_version"] == 2 and config["tensorflow_version"] == tf.__version__
+  assert config["schema_version"] == 3 and config["tensorflow_version"] == tf.__version__
   rows = (tmp_path / "out" / "report.csv").read_text().splitlines()
   assert len(rows) == 1 + len(digits_analysis.layers)
   floats = {r.split(",")[1] for r in rows[1:] if r.split(",")[5] == "float"}
@@ -175,7 +175,7 @@ def test_save_writes_all_three_and_does_not_clobber(digits_analysis, tmp_path):
   with pytest.raises(tfq_mixed.OutputError, match="already exists.*overwrite=True"):
     result.save(tmp_path / "out")
   assert os.path.exists(paths["model.tflite"])
-  digits_analysis.quantize(0.5).save(tmp_path / "out", overwrite=True)
+  digits_analysis.quantize(0.5, fallback="float").save(tmp_path / "out", overwrite=True)
   assert (tmp_path / "out" / "model.tflite").read_bytes() != result.tflite
 
 
@@ -204,22 +204,22 @@ def test_nested_sequential_and_functional_models_are_flattened(digits):
 def test_custom_ranking_goes_through_the_same_selector(digits_analysis):
   order = digits_analysis.sensitivity("weight_sqnr")
   for ratio in (0.9, 0.5):
-    builtin = digits_analysis.quantize(ratio, "weight_sqnr")
-    custom = digits_analysis.quantize(ratio, list(order))
+    builtin = digits_analysis.quantize(ratio, "weight_sqnr", fallback="float")
+    custom = digits_analysis.quantize(ratio, list(order), fallback="float")
     assert custom.config.float_nodes == builtin.config.float_nodes
     assert custom.tflite == builtin.tflite
     assert custom.config.options["ranker"] == "custom"
   # A subset: only the named layers' nodes can be chosen.
-  fc1_only = digits_analysis.quantize(0.0, ["fc1"])
+  fc1_only = digits_analysis.quantize(0.0, ["fc1"], fallback="float")
   node_of = {l.name: l.node for l in digits_analysis.layers}
   compute = [n for n in digits_analysis.nodes if n.index == node_of["fc1"]]
   assert fc1_only.config.float_nodes[0] == compute[0].name
   # The config round-trips (ranker 'custom' is a valid recorded option).
   assert tfq_mixed.load_config(custom.config.to_json()).float_nodes == custom.config.float_nodes
   with pytest.raises(tfq_mixed.InvalidArgumentError, match="does not have.*'nope'"):
-    digits_analysis.quantize(0.5, ["fc1", "nope"])
+    digits_analysis.quantize(0.5, ["fc1", "nope"], fallback="float")
   with pytest.raises(tfq_mixed.InvalidArgumentError, match="more than once"):
-    digits_analysis.quantize(0.5, ["fc1", "fc1"])
+    digits_analysis.quantize(0.5, ["fc1", "fc1"], fallback="float")
 
 
 def test_ops_reading_only_float_outputs_stay_float(digits_analysis):
@@ -248,7 +248,7 @@ def test_a_version_1_config_without_later_metrics_is_migrated(digits_analysis):
   for key in ("layer_precisions", "warnings", "int8_unsupported_layers"):
     del data[key]
   config = tfq_mixed.load_config(json.dumps(data))
-  assert config.float_nodes and config.schema_version == 2
+  assert config.float_nodes and config.schema_version == 3
   assert all(m["channel_weight_sqnr_db"] is None for m in config.metrics)
   assert config.layer_precisions == {} and config.warnings == ()
 

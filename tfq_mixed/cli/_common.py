@@ -54,9 +54,28 @@ RANKER = flags.DEFINE_enum(
     "output's quantization noise keeping a node float removes, per float MAC, from QuantuneV2's "
     "two passes), quantune_paper (Algorithm 2 as published), weight_sqnr (Pandey et "
     "al. 2023), in_order, random, or a single metric: activation_sqnr, weight_sqnr_delta, mse.")
+FALLBACK = flags.DEFINE_enum(
+    "fallback", "auto", ["auto", "dynamic_int8", "float"],
+    "What a node kept out of static int8 runs in: auto (the cheaper of dynamic_int8 and float for "
+    "the output noise it removes), dynamic_int8 (int8 weights, float activations quantized at run "
+    "time) or float. --ranker applies to --fallback=float with a --ratio budget.")
 OUT = flags.DEFINE_string("out", None, "Output folder; created if missing.")
 OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace files already in --out (otherwise the tool stops before writing).")
+
+
+def budget_line(result) -> str:
+  """One line on the budget a result was built under and what it achieved."""
+  budget = result.config.budget
+  text = f"budget {budget.get('kind')}={budget.get('value'):g}: achieved "
+  if budget.get("kind") == "ratio":
+    text += f"{result.int8_mac_ratio:.4f} of the MACs in static int8"
+  elif "achieved" in budget:
+    text += (f"{budget['achieved']:.4f} x the full-int8 model's (predicted); int8 MAC ratio "
+             f"{result.int8_mac_ratio:.4f}")
+  if "output_sqnr_db" in budget:
+    text += f"; output SQNR {budget['output_sqnr_db']:.2f} dB against float"
+  return text
 
 
 def quiet_logs() -> None:

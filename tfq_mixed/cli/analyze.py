@@ -43,7 +43,8 @@ def main(argv):
     analysis = tfq_mixed.analyze(model, samples.images, per_channel=not _common.PER_TENSOR.value,
                                  max_samples=_common.MAX_SAMPLES.value, verbose=True)
     # The choice at --ratio only fills the precision column; no model is written.
-    result = analysis.quantize(_RATIO.value, _common.RANKER.value)
+    result = analysis.quantize(_RATIO.value, _common.RANKER.value,
+                               fallback=_common.FALLBACK.value)
     rows = result.report_rows()
     summary = [f"model: {_common.MODEL.value} ({model.name}), {len(analysis.layers)} layers",
                f"calibration: {len(samples)} samples from {_common.CALIBRATION.value}",

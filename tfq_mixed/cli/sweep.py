@@ -72,7 +72,8 @@ def main(argv):
     float_outputs = np.asarray(model.predict(evaluation.images,
                                                batch_size=scores.keras_batch_size(model), verbose=0))
     points = sweep.sweep(analysis, evaluation.images, float_outputs, ratios=ratios,
-                         labels=evaluation.labels, ranker=_common.RANKER.value, verbose=True)
+                         labels=evaluation.labels, ranker=_common.RANKER.value,
+                         fallback=_common.FALLBACK.value, verbose=True)
     float_accuracy = scores.top1(float_outputs, evaluation.labels)
     labelled = evaluation.labels is not None
     what = "top-1 accuracy" if labelled else "top-1 agreement with float"

@@ -48,7 +48,8 @@ class SweepPoint:
 
 def sweep(analysis, inputs: np.ndarray, float_outputs: np.ndarray, *,
           ratios: Sequence[float] = DEFAULT_RATIOS, labels: Optional[np.ndarray] = None,
-          ranker: str = "quantune", verbose: bool = False) -> list[SweepPoint]:
+          ranker: str = "quantune", fallback: str = "auto",
+          verbose: bool = False) -> list[SweepPoint]:
   """Quantizes `analysis` at each ratio and scores each model on `inputs` against the float model.
 
   Args:
@@ -57,7 +58,8 @@ def sweep(analysis, inputs: np.ndarray, float_outputs: np.ndarray, *,
     float_outputs: the float model's outputs on `inputs` (the reference).
     ratios: int8 MAC ratios to try, each in [0, 1].
     labels: class index per sample (-1: unknown), for top-1 accuracy.
-    ranker: sensitivity order used to pick float layers.
+    ranker: sensitivity order used to pick float layers (with fallback='float').
+    fallback: what nodes out of static int8 run in (`Analysis.quantize`).
     verbose: show a progress bar.
 
   Returns:
@@ -69,7 +71,7 @@ def sweep(analysis, inputs: np.ndarray, float_outputs: np.ndarray, *,
   points = []
   with Progress(len(ratios), "ratio sweep", enabled=verbose) as bar:
     for ratio in ratios:
-      result = analysis.quantize(ratio, ranker)
+      result = analysis.quantize(ratio, ranker, fallback=fallback)
       outputs = scores.predict(result.tflite, inputs)
       points.append(SweepPoint(
           ratio=float(ratio), int8_mac_ratio=float(result.int8_mac_ratio),

@@ -1,4 +1,4 @@
-"""The only importer of private TensorFlow Lite APIs.
+"""The only importer of private TensorFlow Lite and LiteRT APIs (this package).
 
 TensorFlow's own QuantizationDebugger (`tensorflow/lite/tools/optimize/debugging/python/debugger.py`)
 calibrates once with the converter's `_experimental_calibrate_only` and then quantizes the calibrated
@@ -162,6 +162,58 @@ def layerwise_twins(calibrated_model: bytes, *, per_channel: bool) -> tuple[byte
   for subgraph in obj.subgraphs:
     subgraph.operators = [op for op in subgraph.operators if op.opcodeIndex not in verify_codes]
   return bytes(_flatbuffer_utils.convert_object_to_bytearray(obj)), twins
+
+
+# The flatbuffer schema and its object API (TensorFlow's own tools for editing .tflite files).
+schema = _schema
+
+
+def model_object(model: bytes):
+  """The .tflite as TFLite's mutable schema objects (`schema.ModelT`)."""
+  return _flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+
+
+def model_bytes(obj) -> bytes:
+  """Schema objects back to a .tflite flatbuffer."""
+  return bytes(_flatbuffer_utils.convert_object_to_bytearray(obj))
+
+
+def static_shapes(model: bytes) -> bytes:
+  """`model` with its shape signatures dropped: dynamic dimensions take their stored size
+  (batch 1), as LiteRT's CompiledModel needs to allocate buffers."""
+  obj = model_object(model)
+  for subgraph in obj.subgraphs:
+    for tensor in subgraph.tensors:
+      tensor.shapeSignature = None
+  return model_bytes(obj)
+
+
+def profile_node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50,
+                              warmup: int = 5, inputs=None) -> dict[int, float]:
+  """Mean milliseconds per node of `model` on LiteRT's CPU path (XNNPACK), from LiteRT's profiler.
+
+  Raises:
+    ProfileError: the profiler could not run or its events could not be put on nodes.
+  """
+  from tfq_mixed._tflite_private import profiler  # pylint: disable=g-import-not-at-top
+  native_log: list = []
+  try:
+    with _native_output.captured(native_log):  # LiteRT's INFO lines (accelerator registered, ...)
+      return profiler.node_milliseconds(static_shapes(model), threads=threads, runs=runs,
+                                        warmup=warmup, inputs=inputs)
+  except profiler.ProfileError as e:
+    raise errors.ProfileError(
+        f"LiteRT's per-op profiler failed: {e} Latency budgets need it; use a MAC (`ratio`) or "
+        f"size (`max_size`) budget instead.\n{''.join(native_log)[-2000:]}") from e
+
+
+def xnnpack_delegated_nodes(model: bytes, *, threads: int = 1) -> dict[int, int]:
+  """{node index: its XNNPACK partition} under LiteRT's default delegate (nodes left to the
+  builtin kernels are absent)."""
+  from tfq_mixed._tflite_private import profiler  # pylint: disable=g-import-not-at-top
+  interpreter = litert.Interpreter(model_content=static_shapes(model), num_threads=threads)
+  interpreter.allocate_tensors()
+  return profiler.delegated_nodes(interpreter)
 
 
 def make_interpreter(model: bytes, *, preserve_all_tensors: bool = False,

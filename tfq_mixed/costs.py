@@ -1,0 +1,246 @@
+"""What each node costs in each precision, in what users pay: latency, bytes and MACs.
+
+Latency comes from LiteRT's own per-op profiler (XNNPACK on this machine, `threads` threads, batch 1)
+run on four models of the calibration: full int8, full float, every eligible node dynamic-range, and
+a "checkerboard" (every other compute node float) whose QUANTIZE and DEQUANTIZE ops give the cost
+of an int8/float border per element. Bytes are the node's constant tensors in each precision. A
+model's predicted latency is the sum of its nodes' times in their precisions plus one QUANTIZE or
+DEQUANTIZE per tensor crossing between the int8 and the float domain (`predict`); budgets are
+checked in those terms, and the model built is then what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import time
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from tfq_mixed import _tflite_private
+from tfq_mixed import precisions
+from tfq_mixed.qtyping import Node, Precision
+
+INT8, DYNAMIC, FLOAT = Precision.INT8, Precision.DYNAMIC_INT8, Precision.FLOAT
+
+
+class CostKind(str, enum.Enum):
+  """What a budget is counted in."""
+
+  MACS = "macs"  # MACs outside static int8 (the `ratio` budget, QuantuneV2 Eq. 17)
+  LATENCY = "latency"  # milliseconds on LiteRT's CPU path (`max_latency`)
+  SIZE = "size"  # bytes of the .tflite (`max_size`)
+
+
+@dataclasses.dataclass(frozen=True)
+class Graph:
+  """The calibrated model's dataflow, as the cost and noise models need it.
+
+  Attributes:
+    nodes: every node, in execution order.
+    producers: node -> the nodes producing its inputs (`segments.op_inputs`).
+    reads_input: nodes reading a model input; writes_output: nodes producing a model output.
+    elements: node -> elements of its (first) output tensor for one sample.
+    input_elements: node -> elements of the model inputs it reads.
+  """
+
+  nodes: tuple[Node, ...]
+  producers: Mapping[int, tuple[int, ...]]
+  reads_input: frozenset
+  writes_output: frozenset
+  elements: Mapping[int, int]
+  input_elements: Mapping[int, int]
+
+  @functools.cached_property
+  def consumers(self) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for node in self.nodes:
+      for p in self.producers.get(node.index, ()):
+        out.setdefault(p, []).append(node.index)
+    return out
+
+
+def read_graph(calibrated_model: bytes, nodes: Sequence[Node],
+               producers: Mapping[int, tuple[int, ...]], example: Sequence[np.ndarray]) -> Graph:
+  """The `Graph` of a calibrated model, its tensors sized by running `example` (one sample)."""
+  interpreter = _tflite_private.make_interpreter(calibrated_model, builtin_only=True)
+  inputs, outputs = _tflite_private.signature_io(interpreter)
+  for i, array in enumerate(example):
+    interpreter.resize_tensor_input(inputs[f"input_{i}"], array[:1].shape, strict=False)
+  interpreter.allocate_tensors()
+  for i, array in enumerate(example):
+    interpreter.set_tensor(inputs[f"input_{i}"], array[:1])
+  interpreter.invoke()
+  ops = {op["index"]: op for op in _tflite_private.ops(interpreter)}
+  size = lambda t: int(np.prod(_tflite_private.tensor_details(interpreter, t)["shape"]))
+  model_inputs, model_outputs = set(inputs.values()), set(outputs.values())
+  reads_input, writes_output, elements, input_elements = set(), set(), {}, {}
+  for node in nodes:
+    op = ops[node.index]
+    elements[node.index] = size(op["outputs"][0])
+    read = [t for t in op["inputs"] if t in model_inputs]
+    if read:
+      reads_input.add(node.index)
+      input_elements[node.index] = sum(size(t) for t in read)
+    if model_outputs & set(op["outputs"]):
+      writes_output.add(node.index)
+  return Graph(tuple(nodes), dict(producers), frozenset(reads_input), frozenset(writes_output),
+               elements, input_elements)
+
+
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+  """Per node and precision: latency (ms), bytes, MACs; and the border costs.
+
+  Attributes:
+    milliseconds: node -> {precision: mean ms per run} (int8 and float for every node; dynamic
+      for the nodes that can be).
+    bytes: node -> {precision: bytes of its constant tensors}.
+    quantize_ms, dequantize_ms: (fixed, per element) ms of a QUANTIZE / DEQUANTIZE op.
+    int8_bytes: size of the full-int8 .tflite; threads: XNNPACK threads profiled.
+    seconds: wall time of the profiling.
+  """
+
+  milliseconds: Mapping[int, Mapping[Precision, float]]
+  bytes: Mapping[int, Mapping[Precision, int]]
+  quantize_ms: tuple[float, float]
+  dequantize_ms: tuple[float, float]
+  int8_bytes: int
+  threads: int
+  seconds: float
+
+  def border_ms(self, elements: int, to_int8: bool) -> float:
+    fixed, per_element = self.quantize_ms if to_int8 else self.dequantize_ms
+    return fixed + per_element * elements
+
+  def latency_ms(self, graph: Graph, precision: Mapping[int, Precision],
+                 floating: set[int]) -> float:
+    """Predicted ms of a model: each node in its precision, plus one QUANTIZE or DEQUANTIZE per
+    tensor crossing between the int8 and float domains (model inputs and outputs are float)."""
+    total = 0.0
+    for node in graph.nodes:
+      times = self.milliseconds.get(node.index)
+      if times is None:
+        continue
+      if node.index in floating:
+        total += times.get(precision.get(node.index, FLOAT), times[FLOAT])
+      else:
+        total += times[INT8]
+    for node in graph.nodes:
+      int8 = node.index not in floating
+      readers = graph.consumers.get(node.index, ())
+      # A tensor is converted once, however many readers of the other domain it has.
+      if int8 and (node.index in graph.writes_output or any(r in floating for r in readers)):
+        total += self.border_ms(graph.elements[node.index], to_int8=False)
+      if not int8 and any(r not in floating for r in readers):
+        total += self.border_ms(graph.elements[node.index], to_int8=True)
+      if int8 and node.index in graph.reads_input:
+        total += self.border_ms(graph.input_elements[node.index], to_int8=True)
+    return total
+
+  def size_bytes(self, precision: Mapping[int, Precision], floating: set[int]) -> int:
+    """Predicted size: the full-int8 file plus each node's change of constant bytes."""
+    total = self.int8_bytes
+    for node, sizes in self.bytes.items():
+      if node in floating:
+        total += sizes.get(precision.get(node, FLOAT), sizes[FLOAT]) - sizes[INT8]
+    return total
+
+
+def _constant_bytes(interpreter, op: dict, constants: set[int]) -> int:
+  total = 0
+  for t in op["inputs"]:
+    if t >= 0 and t in constants:
+      details = _tflite_private.tensor_details(interpreter, t)
+      total += int(np.prod(details["shape"])) * np.dtype(details["dtype"]).itemsize
+  return total
+
+
+def _per_node(model: bytes, nodes: Sequence[Node], threads: int, example) -> tuple[
+    dict[int, float], dict[int, int], list[tuple[str, int, float]]]:
+  """({calibrated node: ms}, {node: constant bytes}, [(Q/DQ op, elements, ms)]) of one model."""
+  timings = _tflite_private.profile_node_milliseconds(model, threads=threads, inputs=example)
+  interpreter = _tflite_private.make_interpreter(_tflite_private.static_shapes(model),
+                                                 builtin_only=True)
+  interpreter.allocate_tensors()
+  ops = _tflite_private.ops(interpreter)
+  produced = {t for op in ops for t in op["outputs"]}
+  model_inputs = {d["index"] for d in interpreter.get_input_details()}
+  constants = {t for op in ops for t in op["inputs"]
+               if t >= 0 and t not in produced and t not in model_inputs}
+  aligned = precisions.align_ops(nodes, interpreter)
+  milliseconds = {n: timings.get(op["index"], 0.0) for n, op in aligned.items()}
+  sizes = {n: _constant_bytes(interpreter, op, constants) for n, op in aligned.items()}
+  borders = [(op["op_name"],
+              int(np.prod(_tflite_private.tensor_details(interpreter, op["outputs"][0])["shape"])),
+              timings.get(op["index"], 0.0))
+             for op in ops if op["op_name"] in precisions.QDQ_OPS]
+  return milliseconds, sizes, borders
+
+
+def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+  """(fixed, per element) ms by least squares through (elements, ms), both kept >= 0."""
+  if not points:
+    return 0.0, 0.0
+  x = np.array([p[0] for p in points], np.float64)
+  y = np.array([p[1] for p in points], np.float64)
+  if len(points) == 1 or np.ptp(x) == 0:
+    return 0.0, float(np.mean(y / np.maximum(x, 1)))
+  slope, intercept = np.polyfit(x, y, 1)
+  if intercept < 0 or slope < 0:
+    return 0.0, float(np.sum(x * y) / np.sum(x * x))
+  return float(intercept), float(slope)
+
+
+def measure(build, int8_model: bytes, nodes: Sequence[Node], dynamic_nodes: Sequence[Node],
+            example, *, threads: int = 1) -> CostModel:
+  """Profiles the four models of a calibration and returns its `CostModel`.
+
+  Args:
+    build: `build(float_nodes, dynamic_nodes) -> .tflite` (the writer's, on this calibration).
+    int8_model: the full-int8 model.
+    nodes: the calibrated nodes; dynamic_nodes: those that can be made dynamic-range.
+    example: one sample per model input, fed to the profiled runs.
+    threads: XNNPACK threads.
+
+  Raises:
+    ProfileError: LiteRT's profiler failed.
+  """
+  start = time.perf_counter()
+  every = [n.name for n in nodes]
+  compute = [n for n in nodes if n.is_compute]
+  checkerboard = [n.name for n in compute[::2]]
+  models = {
+      INT8: int8_model,
+      FLOAT: build(every, ()),
+      DYNAMIC: build(every, [n.name for n in dynamic_nodes]),
+  }
+  milliseconds: dict[int, dict[Precision, float]] = {}
+  sizes: dict[int, dict[Precision, int]] = {}
+  borders: list[tuple[str, int, float]] = []
+  dynamic = {n.index for n in dynamic_nodes}
+  for precision, model in models.items():
+    times, constant_bytes, qdq = _per_node(model, nodes, threads, example)
+    borders += qdq
+    for node in nodes:
+      if precision == DYNAMIC and node.index not in dynamic:
+        continue
+      milliseconds.setdefault(node.index, {})[precision] = times.get(node.index, 0.0)
+      sizes.setdefault(node.index, {})[precision] = constant_bytes.get(node.index, 0)
+  if checkerboard:
+    borders += _per_node(build(checkerboard, ()), nodes, threads, example)[2]
+  return CostModel(
+      milliseconds=milliseconds, bytes=sizes,
+      quantize_ms=_fit([(e, ms) for name, e, ms in borders if name == "QUANTIZE"]),
+      dequantize_ms=_fit([(e, ms) for name, e, ms in borders if name == "DEQUANTIZE"]),
+      int8_bytes=len(int8_model), threads=threads, seconds=time.perf_counter() - start)
+
+
+def macs_outside_int8(nodes: Sequence[Node], precision: Mapping[int, Precision],
+                      forced: Optional[set[int]] = None) -> int:
+  """MACs not in static int8 (the `ratio` budget's cost)."""
+  forced = forced or set()
+  return sum(n.macs for n in nodes
+             if n.macs and (precision.get(n.index, INT8) != INT8 or n.index in forced))
