@@ -192,8 +192,9 @@ def run_config(shared: str, model_name: str, mode: str, rankers: list[str], budg
     for budget in budgets:
       runs = []
       for seed, order in orders[name].items():
+        # The rankers' comparison: float nodes chosen by each order (fallback 'float').
         result = analysis.quantize(1.0 - budget, order if isinstance(order, list) else order,
-                                   random_state=seed)
+                                   random_state=seed, fallback="float")
         evaluation = evaluate(result.tflite)
         accuracy = evaluation.top1(eval_y)
         if budget in mean_budgets:

@@ -91,7 +91,7 @@ def run_config(shared: str, model_name: str, mode: str, budgets: list[float], ca
   total = sum(n.macs for n in analysis.nodes)
   quantune = {}
   for budget in budgets:
-    selection = analysis.quantize(1.0 - budget).config.float_nodes
+    selection = analysis.quantize(1.0 - budget, fallback="float").config.float_nodes
     quantune[budget] = set(selection)
   rows = []
   for budget in budgets:

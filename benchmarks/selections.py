@@ -47,7 +47,7 @@ def fingerprint(shared: str, model_name: str, mode: str) -> dict:
   selections = {}
   for ranker in RANKERS:
     for budget in BUDGETS:
-      result = analysis.quantize(1.0 - budget, ranker)
+      result = analysis.quantize(1.0 - budget, ranker, fallback="float")
       selections[f"{ranker}@{budget:g}"] = {
           "float_nodes": list(result.config.float_nodes),
           "sha256": hashlib.sha256(result.tflite).hexdigest(),

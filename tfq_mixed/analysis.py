@@ -144,7 +144,19 @@ class Analysis:
   @functools.cached_property
   def dynamic_capable_nodes(self) -> tuple[Node, ...]:
     """Nodes with a dynamic-range kernel and weights big enough for one (`hybrid`)."""
-    return hybrid.eligible_nodes(self.calibration.calibrated_model, self.nodes)
+    stubborn = {n.index for n in self.stubborn_nodes}
+    return tuple(n for n in hybrid.eligible_nodes(self.calibration.calibrated_model, self.nodes)
+                 if n.index not in stubborn)
+
+  @functools.cached_property
+  def stubborn_nodes(self) -> tuple[Node, ...]:
+    """Nodes TensorFlow's quantizer keeps int8 when denylisted one by one (TRANSPOSE_CONV): the
+    ladder leaves them in int8; only the float model (ratio 0) makes them float, by op type."""
+    every = [n.name for n in self.nodes]
+    return writer.stubborn_nodes(
+        _tflite_private.quantize(self.calibration.calibrated_model,
+                                 per_channel=self.options.per_channel, denylisted_nodes=every),
+        self.nodes, every)
 
   @functools.cached_property
   def graph(self) -> costs_lib.Graph:
@@ -196,8 +208,9 @@ class Analysis:
     if gpu_compatible:
       start.update({n.index: Precision.FLOAT for n in self.gpu_float_fixable_nodes})
     capable = {n.index for n in self.dynamic_capable_nodes}
+    stubborn = {n.index for n in self.stubborn_nodes}
     allowed = {n.index: ladder.moves(fallback, n.index in capable, gpu_compatible)
-               for n in self.nodes if n.is_compute and n.index not in start}
+               for n in self.nodes if n.is_compute and n.index not in set(start) | stubborn}
     graph = self.graph
     if kind == costs_lib.CostKind.MACS:
       cost = lambda precision, floating: float(costs_lib.macs_outside_int8(self.nodes, precision))
@@ -207,8 +220,9 @@ class Analysis:
     else:
       model = self.costs(threads)
       cost = lambda precision, floating: float(model.size_bytes(precision, floating))
-    walk = ladder.Walk(graph, self.noise_model, cost, allowed, start)
-    walk.run(cost_step=ladder.COST_STEP * self._reference_cost(kind, threads))
+    walk = ladder.Walk(graph, self.noise_model, cost, allowed, start,
+                       measure=lambda point: self.output_sqnr_db(self._point_model(point)),
+                       cost_step=ladder.COST_STEP * self._reference_cost(kind, threads))
     self._walks[key] = walk
     return walk
 
@@ -327,37 +341,33 @@ class Analysis:
     kind = {BudgetKind.RATIO: costs_lib.CostKind.MACS,
             BudgetKind.MAX_SIZE: costs_lib.CostKind.SIZE}.get(budget.kind,
                                                               costs_lib.CostKind.LATENCY)
-    # 3-4. The walk up the ladder, then the point the budget picks.
+    # 3-4. The walk up the ladder, checked as it goes, then the point the budget picks.
     walk = self.walk(kind, fallback, gpu_compatible=gpu_compatible, threads=threads)
-    points = walk.points
     reference = self._reference_cost(kind, threads)
-    measured = lambda i: self.output_sqnr_db(self._point_model(points[i]))
     evaluations = None
     if budget.kind == BudgetKind.RATIO:
-      limit = (1.0 - budget.value) * self.calibration.total_macs
-      chosen = ladder.select(points, limit, measured)
-      if chosen < 0:  # nodes without an int8 kernel alone exceed it: build the start anyway
-        chosen = 0
+      # Nodes without an int8 kernel alone may exceed it: the start is built anyway (and warned).
+      chosen = max(walk.select((1.0 - budget.value) * self.calibration.total_macs), 0)
     elif budget.kind in (BudgetKind.MAX_LATENCY, BudgetKind.MAX_SIZE):
-      floor = min(p.cost for p in points) / reference
-      if budget.value < floor - 1e-9:
+      chosen = walk.select(budget.value * reference)
+      if chosen < 0:
+        floor = min(p.cost for p in walk.points) / reference
         what = "latency" if budget.kind == BudgetKind.MAX_LATENCY else "size"
         raise errors.InvalidArgumentError(
             f"`{budget.kind.value}`={budget.value:g} is below {floor:.4f}, the lowest {what} "
             f"(as a multiple of the full-int8 model's) this analysis can build. Pass "
             f"{budget.kind.value}>={math.ceil(floor * 1000) / 1000:g}.")
-      chosen = ladder.select(points, budget.value * reference, measured)
     elif budget.kind == BudgetKind.MIN_OUTPUT_SQNR_DB:
-      order = sorted(range(len(points)), key=lambda i: (points[i].cost, i))
-      chosen = next((i for i in order if measured(i) >= budget.value), None)
+      walk.extend(until=lambda: walk.measured[-1] >= budget.value)
+      chosen = next((i for i, v in enumerate(walk.measured) if v >= budget.value), None)
       if chosen is None:
-        best = max(range(len(points)), key=measured)
         raise errors.InvalidArgumentError(
             f"No model of this analysis reaches min_output_sqnr_db={budget.value:g}: the best "
-            f"measures {measured(best):.2f} dB on the calibration samples (the float model is the "
-            "limit). Lower the target.")
+            f"measures {max(walk.measured):.2f} dB on the calibration samples. Lower the target.")
     else:
-      chosen, evaluations = self._search_by_score(points, measured, evaluate, budget.value)
+      walk.extend()
+      chosen, evaluations = self._search_by_score(walk, evaluate, budget.value)
+    points = walk.points
     point = points[chosen]
     float_nodes, dynamic_nodes = ladder.nodes_by_precision(point, self.nodes)
     selection = Selection(
@@ -367,10 +377,9 @@ class Analysis:
         int8_unsupported_nodes=tuple(n.name for n in self.int8_unsupported_nodes),
         dynamic_nodes=tuple(dynamic_nodes))
     achieved = point.cost / reference if kind != costs_lib.CostKind.MACS else None
-    record = self._budget_record(budget.kind, budget.value, achieved,
-                                 self.output_sqnr_db(self._point_model(point)),
+    record = self._budget_record(budget.kind, budget.value, achieved, walk.measured[chosen],
                                  evaluations=evaluations, threads=threads,
-                                 point=chosen, points=len(points))
+                                 point=chosen, models_measured=walk.tried)
     ranking = rankers.rank(self.layers, Ranker.QUANTUNE, 0)
     return writer.write(self.calibration, selection, model_name=self.model_name,
                         layers=self.layers, ranking=ranking,
@@ -390,35 +399,25 @@ class Analysis:
     forced = {n.index: Precision.FLOAT for n in self.int8_unsupported_nodes}
     return model.latency_ms(self.graph, forced, set(forced))
 
-  def _search_by_score(self, points, measured, evaluate, max_drop: float) -> tuple[int, int]:
-    """The cheapest point whose `evaluate` score is within `max_drop` of the float model's.
-
-    The candidates are the points that improve on the output SQNR of every cheaper one (measured
-    label-free); they are searched by bisection, so it takes 1 + about log2(candidates)
-    evaluations, assuming the score grows along them.
-    """
-    order = sorted(range(len(points)), key=lambda i: (points[i].cost, i))
-    candidates, best = [], -math.inf
-    for i in order:
-      if measured(i) > best:
-        candidates.append(i)
-        best = measured(i)
+  def _search_by_score(self, walk: ladder.Walk, evaluate, max_drop: float) -> tuple[int, int]:
+    """The first kept point of the walk whose `evaluate` score is within `max_drop` of the float
+    model's, by bisection: 2 + about log2(kept points) evaluations, assuming the score grows
+    along the walk as its measured output SQNR does."""
     target = float(evaluate(self.float_model)) - max_drop
-    evaluations = 1
-    low, high = 0, len(candidates) - 1
-    if float(evaluate(self._point_model(points[candidates[high]]))) < target:
+    evaluations = 2
+    low, high = 0, len(walk.points) - 1
+    if float(evaluate(self._point_model(walk.points[high]))) < target:
       raise errors.InvalidArgumentError(
           f"No model of this analysis scores within max_drop={max_drop:g} of the float model's "
           f"{target + max_drop:g}. Raise `max_drop`.")
-    evaluations += 1
     while low < high:
       middle = (low + high) // 2
       evaluations += 1
-      if float(evaluate(self._point_model(points[candidates[middle]]))) >= target:
+      if float(evaluate(self._point_model(walk.points[middle]))) >= target:
         high = middle
       else:
         low = middle + 1
-    return candidates[low], evaluations
+    return low, evaluations
 
   def _budget_record(self, kind: BudgetKind, value: float, achieved: Optional[float],
                      output_sqnr_db: Optional[float], **extra) -> dict[str, Any]:

@@ -7,13 +7,14 @@ what it costs in MACs, latency or bytes (`costs`). Starting from full int8, the 
 (`trajectory`) takes, step by step, the move (one node one rung up) that removes the most output
 noise per unit of cost, moves that cost nothing first; an island of float neighbours pays its
 int8/float borders once, because costs and noise are those of the whole assignment. The walk does
-not depend on the budget; a budget picks among its points (`select`).
+not depend on the budget; each point is checked by measuring the model it makes, and a budget
+takes the last point that fits it (`Walk`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from tfq_mixed import costs as costs_lib
 from tfq_mixed import segments
@@ -84,7 +85,17 @@ class Point:
 
 
 class Walk:
-  """The greedy walk of one cost kind over one analysis (see the module docstring).
+  """The greedy walk up the ladder of one cost kind over one analysis, checked as it goes.
+
+  From the current point, moves are taken greedily by the noise model (free moves first, then the
+  most noise removed per unit of cost) until they removed `NOISE_STEP` of the noise left or added
+  `cost_step` to the cost; the model they make is then measured (`measure`: its output SQNR
+  against float on the calibration samples). A point that measures at least as well as the last
+  kept one is kept; otherwise the first of its moves is ruled out and the walk resumes from the
+  last kept point. So the kept points' measured SQNR never falls along the walk, and a budget
+  takes the last kept point that fits it (`select`): a larger budget never gets a worse model,
+  and none is worse than full int8 (the start). The walk does not depend on the budget; it is
+  only extended as far as the largest budget asked so far needs.
 
   Args:
     graph: the calibrated model's dataflow.
@@ -92,19 +103,30 @@ class Walk:
     cost: `cost(precision, floating) -> float`, the cost of an assignment.
     allowed: compute node -> {precision: precisions it may move up to}.
     start: the precisions the walk starts from (int8-unsupported and GPU-rejected nodes float).
+    measure: `measure(point) -> output SQNR in dB`, deterministic.
+    cost_step: the cost that makes a point by itself.
   """
 
   def __init__(self, graph: costs_lib.Graph, noise: NoiseModel,
                cost: Callable[[Mapping[int, Precision], set[int]], float],
                allowed: Mapping[int, Mapping[Precision, tuple[Precision, ...]]],
-               start: Mapping[int, Precision]):
+               start: Mapping[int, Precision], measure: Callable[["Point"], float],
+               cost_step: float):
     self.graph = graph
     self.noise = noise
     self.cost = cost
     self.allowed = allowed
-    self._by_index = {n.index: n for n in graph.nodes}
+    self.measure = measure
+    self.cost_step = cost_step
     self._names = {n.index: n.name for n in graph.nodes}
-    self.points = [self._point(dict(start))]
+    self._floor = 1e-9 * max(noise.full_int8(), 1e-30)
+    self.forbidden: set[tuple[int, Precision]] = set()
+    first = self._point(dict(start))
+    self.points = [first]
+    self.measured = [measure(first)]
+    self.tried = 1  # models measured, rejected ones included
+    self.done = False
+    self._reach = -float("inf")  # the highest cost tried beyond the start
 
   def floating(self, precision: Mapping[int, Precision]) -> set[int]:
     """The float domain: non-int8 compute nodes and the ops without MACs reading only them."""
@@ -119,68 +141,64 @@ class Walk:
                  floating=frozenset(floating), cost=self.cost(precision, floating),
                  noise_left=self.noise.left(self.graph, precision, floating))
 
-  def run(self, cost_step: float) -> list[Point]:
-    """Walks until no move removes noise; returns the points.
+  def _best_move(self, current: Point):
+    """(move, point) of the best move from `current` by the noise model, or None."""
+    state = current.precisions
+    best = None
+    for node, ladder in self.allowed.items():
+      for target in ladder.get(state.get(node, INT8), ()):
+        if (node, target) in self.forbidden:
+          continue
+        candidate = dict(state)
+        candidate[node] = target
+        point = self._point(candidate)
+        removed = current.noise_left - point.noise_left
+        if removed <= self._floor:
+          continue
+        extra = point.cost - current.cost
+        # Free moves first, the largest first; then the most noise removed per unit of cost.
+        key = (0, -removed) if extra <= 0 else (1, -removed / extra)
+        if best is None or key < best[0]:
+          best = (key, (node, target), point)
+    return None if best is None else (best[1], best[2])
 
-    Each point is a model built and measured when a budget picks among the points, so tiny steps
-    are merged: a point is kept where the moves since the last one removed `NOISE_STEP` of its
-    noise, or added `cost_step` to its cost, and at the end.
-    """
-    full = max(self.noise.full_int8(), 1e-30)
-    floor = 1e-9 * full
-    current = self.points[-1]
+  def _step(self) -> None:
+    """Tries the next point; keeps it if it measures no worse, else rules out its first move."""
+    last = self.points[-1]
+    current, first_move = last, None
     while True:
-      state = current.precisions
-      best = None
-      for node, ladder in self.allowed.items():
-        for target in ladder.get(state.get(node, INT8), ()):
-          candidate = dict(state)
-          candidate[node] = target
-          point = self._point(candidate)
-          removed = current.noise_left - point.noise_left
-          if removed <= floor:
-            continue
-          extra = point.cost - current.cost
-          # Free moves first, the largest first; then the most noise removed per unit of cost.
-          key = (0, -removed) if extra <= 0 else (1, -removed / extra)
-          if best is None or key < best[0]:
-            best = (key, point)
-      if best is None:
+      found = self._best_move(current)
+      if found is None:
         break
-      current = best[1]
-      last = self.points[-1]
+      move, current = found
+      first_move = first_move or move
       if (last.noise_left - current.noise_left >= NOISE_STEP * last.noise_left or
-          current.cost - last.cost >= cost_step):
-        self.points.append(current)
-    if current is not self.points[-1]:
+          current.cost - last.cost >= self.cost_step):
+        break
+    if first_move is None:
+      self.done = True
+      return
+    self.tried += 1
+    self._reach = max(self._reach, current.cost)
+    value = self.measure(current)
+    if value >= self.measured[-1]:
       self.points.append(current)
-    return self.points
+      self.measured.append(value)
+    else:
+      self.forbidden.add(first_move)
 
+  def extend(self, limit: float = float("inf"), until: Optional[Callable[[], bool]] = None):
+    """Walks on until it has tried a point costing more than `limit`, `until()` holds, or no
+    move is left."""
+    while not self.done and self._reach <= limit and not (until and until()):
+      self._step()
 
-def candidates(points: Sequence[Point]) -> list[int]:
-  """The points a budget picks among: the full-int8 start, and every point no other point beats
-  on both cost and estimated noise (the others are never worth building)."""
-  return [i for i, p in enumerate(points)
-          if i == 0 or not any(q.cost <= p.cost and q.noise_left < p.noise_left and
-                               (q.cost < p.cost or j > i) for j, q in enumerate(points))]
-
-
-def within(points: Sequence[Point], budget: float) -> list[int]:
-  """Indices of the candidate points whose cost fits `budget` (relative slack 1e-12)."""
-  return [i for i in candidates(points) if points[i].cost <= budget * (1 + 1e-12) + 1e-12]
-
-
-def select(points: Sequence[Point], budget: float, measured: Callable[[int], float]) -> int:
-  """The candidate within `budget` whose measured output SQNR is highest (the cheapest on ties).
-
-  Picking the best measured candidate among those that fit, rather than the last, makes the
-  output SQNR of the result never fall as the budget grows (the candidates do not depend on the
-  budget, and a larger one only adds some) and never below full int8's (the start is one).
-  """
-  fitting = within(points, budget)
-  if not fitting:
-    return -1
-  return max(fitting, key=lambda i: (measured(i), -points[i].cost, -i))
+  def select(self, budget: float) -> int:
+    """The last kept point whose cost fits `budget`, the walk extended past it; -1 if none."""
+    self.extend(budget)
+    fitting = [i for i, p in enumerate(self.points)
+               if p.cost <= budget * (1 + 1e-12) + 1e-12]
+    return fitting[-1] if fitting else -1
 
 
 def nodes_by_precision(point: Point, nodes: Sequence[Node]) -> tuple[list[str], list[str]]:

@@ -76,11 +76,21 @@ def build(calibration: calibrator.Calibration, float_nodes: Sequence[str],
 
   TensorFlow's quantizer (`mlir_quantize`) with the float nodes denylisted, then the dynamic nodes'
   float weights made int8 (`hybrid.dynamic_quantize_ops`, as the converter's dynamic-range mode
-  stores them).
+  stores them). TensorFlow 2.21's quantizer ignores some ops in `denylisted_nodes` (TRANSPOSE_CONV):
+  where every node of such a type is to be float, the type is denylisted as a whole; where only
+  some are, they stay int8 (`stubborn_nodes`), and the built model, read back, says so.
   """
   tflite = _tflite_private.quantize(calibration.calibrated_model,
                                     per_channel=calibration.per_channel,
                                     denylisted_nodes=float_nodes)
+  stubborn = stubborn_nodes(tflite, calibration.nodes, float_nodes)
+  wanted = set(float_nodes)
+  whole_types = sorted({n.op_type for n in stubborn} - {
+      n.op_type for n in calibration.nodes if n.name not in wanted})
+  if whole_types:
+    tflite = _tflite_private.quantize(calibration.calibrated_model,
+                                      per_channel=calibration.per_channel,
+                                      denylisted_nodes=float_nodes, denylisted_ops=whole_types)
   if not dynamic_nodes:
     return tflite
   interpreter = _tflite_private.make_interpreter(tflite, builtin_only=True)
@@ -91,6 +101,13 @@ def build(calibration: calibrator.Calibration, float_nodes: Sequence[str],
     raise errors.ConversionError(
         f"{len(wanted) - len(indices)} of the dynamic-range nodes are not in the quantized model.")
   return hybrid.dynamic_quantize_ops(tflite, indices)
+
+
+def stubborn_nodes(tflite: bytes, nodes: Sequence[Node], float_nodes: Sequence[str]) -> tuple:
+  """The nodes `float_nodes` asked to keep float that `tflite` still runs in int8."""
+  wanted = set(float_nodes)
+  built = precisions.node_precisions(tflite, nodes)
+  return tuple(n for n in nodes if n.name in wanted and built.get(n.index) == Precision.INT8)
 
 
 def layers_of(nodes: Sequence[Node]) -> tuple[str, ...]:

@@ -110,8 +110,10 @@ def set_per_channel(converter: tf.lite.TFLiteConverter, per_channel: bool) -> No
 
 
 def quantize(calibrated_model: bytes, *, per_channel: bool,
-             denylisted_nodes: Sequence[str] = (), numeric_verify: bool = False) -> bytes:
-  """Quantizes a calibrated model to int8, keeping `denylisted_nodes` in float.
+             denylisted_nodes: Sequence[str] = (), numeric_verify: bool = False,
+             denylisted_ops: Sequence[str] = ()) -> bytes:
+  """Quantizes a calibrated model to int8, keeping `denylisted_nodes` (and every op of the types
+  `denylisted_ops`, TFLite builtin names) in float.
 
   Float input and output, as `TFLiteConverter.convert()` produces for post-training integer
   quantization; read-only buffers are deduplicated as the converter does.
@@ -132,6 +134,7 @@ def quantize(calibrated_model: bytes, *, per_channel: bool,
           input_data_type=tf.float32,
           output_data_type=tf.float32,
           denylisted_nodes=list(denylisted_nodes) or None,
+          denylisted_ops=list(denylisted_ops) or None,
           enable_numeric_verify=bool(numeric_verify))
   except Exception as e:  # pylint: disable=broad-except
     raise errors.ConversionError(

@@ -280,26 +280,76 @@ def node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50, warmup:
   return {node: total / len(invocations) / 1000.0 for node, total in sorted(totals.items())}
 
 
+# XNNPACK operator names (their prefix) each TFLite op runs as.
+_XNNPACK_NAMES = {
+    "CONV_2D": ("Convolution", "Fully Connected"), "DEPTHWISE_CONV_2D": ("Convolution",),
+    "TRANSPOSE_CONV": ("Deconvolution",), "FULLY_CONNECTED": ("Fully Connected",),
+    "BATCH_MATMUL": ("Batch Matrix Multiply", "Fully Connected"), "ADD": ("Add",),
+    "SUB": ("Subtract",), "MUL": ("Multiply",), "DIV": ("Divide",),
+    "MEAN": ("Mean", "Global Average Pooling"), "SUM": ("Sum",),
+    "AVERAGE_POOL_2D": ("Average Pooling",), "MAX_POOL_2D": ("Max Pooling",),
+    "QUANTIZE": ("Convert",), "DEQUANTIZE": ("Convert",),
+    "CONCATENATION": ("Concatenate", "Copy"), "RESHAPE": ("Static Reshape", "Copy"),
+    "SQUEEZE": ("Static Reshape", "Copy"), "EXPAND_DIMS": ("Static Reshape", "Copy"),
+    "PAD": ("Constant Pad",), "PADV2": ("Constant Pad",), "LEAKY_RELU": ("Leaky ReLU",),
+    "RELU": ("Clamp",), "RELU6": ("Clamp",), "RELU_N1_TO_1": ("Clamp",),
+    "RELU_0_TO_1": ("Clamp",), "HARD_SWISH": ("HardSwish",), "LOGISTIC": ("Sigmoid",),
+    "TANH": ("Tanh",), "SOFTMAX": ("Softmax",), "RESIZE_BILINEAR": ("Resize Bilinear",),
+    "RESIZE_NEAREST_NEIGHBOR": ("Resize",), "TRANSPOSE": ("Transpose",),
+    "SLICE": ("Slice",), "STRIDED_SLICE": ("Slice",), "SPLIT": ("Copy", "Split"),
+    "DEPTH_TO_SPACE": ("Depth To Space",), "SPACE_TO_DEPTH": ("Space To Depth",),
+    "MAXIMUM": ("Maximum",), "MINIMUM": ("Minimum",),
+    "SQUARED_DIFFERENCE": ("Squared Difference",), "SQRT": ("Square Root",),
+    "RSQRT": ("Reciprocal Square Root",), "ABS": ("Abs",), "NEG": ("Negate",), "ELU": ("ELU",),
+    "PRELU": ("PReLU",), "GELU": ("GELU",), "EXP": ("Exp",), "LOG": ("Log",),
+    "FLOOR": ("Floor",), "CEIL": ("Ceiling",), "ROUND": ("Bankers Rounding",),
+    "SQUARE": ("Square",),
+}
+# Operators XNNPACK adds around a node's own: the on-the-fly quantization of a hybrid op's input,
+# reshapes it inserts; and after it, the clamp of a fused activation or the copies of a concat.
+_BEFORE = ("Convert (NC, F32, QD8)", "Convert (NC, F32, QP8)", "Static Reshape")
+_AFTER = ("Clamp", "Copy")
+
+
+def _norm(name: str) -> str:
+  """An operator name reduced to its lowercase letters ("LeakyReLU (NC)" -> "leakyrelunc")."""
+  return "".join(c for c in name.lower() if c.isalpha())
+
+
+def _is(operator: str, names) -> bool:
+  return any(_norm(operator).startswith(_norm(name)) for name in names)
+
+
 def _assign(nodes: list[int], group: list[tuple[str, float]], op_names: dict[int, str],
             totals: dict[int, float]) -> None:
-  """Puts the XNNPACK operators of one partition on its nodes, in order."""
+  """Puts the XNNPACK operators of one partition on its nodes, in order, by name.
+
+  A node may have no operator of its own (a PAD or a RESHAPE XNNPACK folds into its neighbour) or
+  several (an ADD with a fused ReLU is Add then Clamp). A node whose operator has a name not in
+  `_XNNPACK_NAMES` takes the next operator unless that one is the next node's.
+
+  Raises:
+    ProfileError: operators that fit no node.
+  """
   i = 0
-  for node in nodes:
-    spent = 0.0
-    # The on-the-fly quantization of a hybrid op, and reshapes XNNPACK inserts, precede their op.
-    while i < len(group) and (group[i][0].startswith("Convert (NC, F32, QD8)") or (
-        group[i][0].startswith("Static Reshape") and op_names.get(node) != "RESHAPE" and
-        i + 1 < len(group))):
+  for position, node in enumerate(nodes):
+    names = _XNNPACK_NAMES.get(op_names.get(node, ""))
+    following = [_XNNPACK_NAMES.get(op_names.get(n, ""), ()) for n in nodes[position + 1:position + 2]]
+    belongs_next = lambda k: any(_is(group[k][0], f) for f in following)
+    start, spent = i, 0.0
+    while i < len(group) and _is(group[i][0], _BEFORE) and not (names and _is(group[i][0], names)):
       spent += group[i][1]
       i += 1
-    if i < len(group):
+    if i < len(group) and ((names and _is(group[i][0], names)) or not belongs_next(i)):
       spent += group[i][1]
       i += 1
-      if op_names.get(node) == "CONCATENATION":
-        while i < len(group) and group[i][0].startswith("Copy"):
-          spent += group[i][1]
-          i += 1
+      while i < len(group) and _is(group[i][0], _AFTER) and not belongs_next(i):
+        spent += group[i][1]
+        i += 1
+    else:
+      i, spent = start, 0.0  # nothing of its own: folded into a neighbour
     totals[node] = totals.get(node, 0.0) + spent
   if i != len(group):
-    raise ProfileError(f"An XNNPACK partition of {len(nodes)} nodes reported {len(group)} "
-                       "operators that could not be matched to them one by one.")
+    raise ProfileError(
+        f"An XNNPACK partition of {len(nodes)} nodes reported operators that fit none of them: "
+        f"{', '.join(name for name, _ in group[i:i + 5])}.")

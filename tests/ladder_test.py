@@ -1,0 +1,119 @@
+"""The precision ladder (tfq_mixed/ladder.py) and the cost model's borders (tfq_mixed/costs.py),
+on small graphs worked out by hand."""
+
+import pytest
+
+from tfq_mixed import costs, ladder
+from tfq_mixed.propagation import NodeNoise
+from tfq_mixed.qtyping import Node, Precision
+
+INT8, DYNAMIC, FLOAT = Precision.INT8, Precision.DYNAMIC_INT8, Precision.FLOAT
+
+
+def _chain():
+  """input -> conv(0) -> relu(1) -> conv(2) -> output; 100 elements per tensor."""
+  nodes = (Node(0, "c0", "CONV_2D", ("c0",), 1000), Node(1, "r1", "RELU", ("r1",), 0),
+           Node(2, "c2", "CONV_2D", ("c2",), 3000))
+  graph = costs.Graph(nodes=nodes, producers={1: (0,), 2: (1,)}, reads_input=frozenset({0}),
+                      writes_output=frozenset({2}), elements={0: 100, 1: 100, 2: 100},
+                      input_elements={0: 100})
+  return nodes, graph
+
+
+def _cost_model():
+  ms = {0: {INT8: 1.0, FLOAT: 4.0, DYNAMIC: 1.5}, 1: {INT8: 0.1, FLOAT: 0.2},
+        2: {INT8: 2.0, FLOAT: 8.0, DYNAMIC: 2.5}}
+  sizes = {0: {INT8: 10, FLOAT: 40, DYNAMIC: 12}, 1: {INT8: 0, FLOAT: 0},
+           2: {INT8: 30, FLOAT: 120, DYNAMIC: 33}}
+  return costs.CostModel(milliseconds=ms, bytes=sizes, quantize_ms=(0.01, 0.001),
+                         dequantize_ms=(0.02, 0.002), int8_bytes=1000, threads=1, seconds=0.0)
+
+
+def test_latency_of_an_assignment_with_its_borders_by_hand():
+  _, graph = _chain()
+  model = _cost_model()
+  # Full int8: the input QUANTIZE (100 elements) and the output DEQUANTIZE.
+  assert model.latency_ms(graph, {}, set()) == pytest.approx(
+      1.0 + 0.1 + 2.0 + (0.01 + 0.1) + (0.02 + 0.2))
+  # c2 float: relu's int8 output is dequantized once for it; the output needs no DEQUANTIZE.
+  assert model.latency_ms(graph, {2: FLOAT}, {2}) == pytest.approx(
+      1.0 + 0.1 + 8.0 + (0.01 + 0.1) + (0.02 + 0.2))
+  # c0 dynamic with its relu: the input needs no QUANTIZE; relu's float output is quantized once.
+  assert model.latency_ms(graph, {0: DYNAMIC}, {0, 1}) == pytest.approx(
+      1.5 + 0.2 + 2.0 + (0.01 + 0.1) + (0.02 + 0.2))
+  assert model.size_bytes({0: DYNAMIC, 2: FLOAT}, {0, 1, 2}) == 1000 + 2 + 90
+
+
+def test_noise_left_by_hand():
+  nodes, graph = _chain()
+  noise = ladder.NoiseModel(
+      noise={0: NodeNoise(own=4.0, rounding=1.0, gain=0.5),
+             1: NodeNoise(own=0.5, rounding=0.5, gain=1.0),
+             2: NodeNoise(own=2.0, rounding=1.0, gain=1.0)},
+      weight_ratio={0: 0.25})
+  assert noise.full_int8() == pytest.approx(2.0 + 0.5 + 2.0)
+  # c0 float with its relu; relu's output is rounded again for c2 (int8): relu keeps its R.
+  assert noise.left(graph, {0: FLOAT}, {0, 1}) == pytest.approx(0.5 + 2.0)
+  # c0 dynamic: keeps a quarter of its weight noise (4 - 1) * 0.25; relu as above.
+  assert noise.left(graph, {0: DYNAMIC}, {0, 1}) == pytest.approx(0.75 * 0.5 + 0.5 + 2.0)
+  # Everything float: no noise left (the output is float, nothing is rounded again).
+  assert noise.left(graph, {0: FLOAT, 2: FLOAT}, {0, 1, 2}) == 0.0
+
+
+def _walk(measure, cost_step=0.0):
+  _, graph = _chain()
+  noise = ladder.NoiseModel(
+      noise={0: NodeNoise(4.0, 1.0, 0.5), 1: NodeNoise(0.5, 0.5, 1.0),
+             2: NodeNoise(2.0, 1.0, 1.0)}, weight_ratio={})
+  # c0 is cheaper in float than in int8 (a 3-channel first conv can be): a free move.
+  model = _cost_model()
+  model.milliseconds[0][FLOAT] = 0.5
+  auto = ladder.moves(ladder.Fallback.AUTO, True, False)
+  return ladder.Walk(graph, noise, lambda p, f: model.latency_ms(graph, p, f), {0: auto, 2: auto},
+                     {}, measure=measure, cost_step=cost_step)
+
+
+def test_walk_takes_free_moves_first_then_noise_per_cost():
+  walk = _walk(lambda point: -point.noise_left)  # measurements that agree with the noise model
+  walk.extend()
+  points = walk.points
+  assert points[0].precision == ()
+  assert points[1].precisions == {0: FLOAT}  # free and removes noise
+  assert points[1].cost < points[0].cost
+  # Every later point removes noise; the last is the float model; nothing was ruled out.
+  assert all(b.noise_left < a.noise_left for a, b in zip(points, points[1:]))
+  assert points[-1].noise_left == 0.0 and points[-1].precisions == {0: FLOAT, 2: FLOAT}
+  assert walk.forbidden == set() and walk.tried == len(points)
+
+
+def test_a_move_that_measures_worse_is_ruled_out():
+  """The model says c0 float helps; the measurement says it hurts: the walk goes around it."""
+  def measure(point):
+    return -point.noise_left - (10.0 if (0, FLOAT) in point.precision else 0.0)
+  walk = _walk(measure)
+  walk.extend()
+  assert (0, FLOAT) in walk.forbidden
+  assert all((0, FLOAT) not in p.precision for p in walk.points)
+  assert walk.measured == sorted(walk.measured)  # never falls along the walk
+  assert walk.tried > len(walk.points)
+
+
+def test_select_takes_the_last_kept_point_that_fits():
+  walk = _walk(lambda point: -point.noise_left)
+  start = walk.points[0].cost
+  picks = [walk.select(budget) for budget in (start * 0.9, start, start * 2, start * 10)]
+  assert picks[0] == 1  # the free move fits a budget below full int8's cost
+  values = [walk.measured[i] for i in picks]
+  assert values == sorted(values)  # a larger budget never gets a worse model
+  assert walk.points[picks[-1]].noise_left == 0.0
+  assert walk.select(0.001) == -1  # nothing fits
+
+
+def test_fallbacks_and_the_gpu_delegate_shape_the_moves():
+  assert ladder.moves(ladder.Fallback.AUTO, True, False) == {INT8: (DYNAMIC, FLOAT),
+                                                             DYNAMIC: (FLOAT,)}
+  assert ladder.moves(ladder.Fallback.AUTO, False, False) == {INT8: (FLOAT,)}
+  assert ladder.moves(ladder.Fallback.DYNAMIC_INT8, True, False) == {INT8: (DYNAMIC,)}
+  assert ladder.moves(ladder.Fallback.FLOAT, True, False) == {INT8: (FLOAT,)}
+  # The GPU delegate rejects hybrid ops: never dynamic_int8 with gpu_compatible.
+  assert ladder.moves(ladder.Fallback.AUTO, True, True) == {INT8: (FLOAT,)}
