@@ -299,32 +299,46 @@ def test_main_job_writes_everything(digits, tmp_path):
   from tfq_mixed.demo import main as main_job
   model, x, y = digits
   photos = images.ImageSet(images=x[:48], names=tuple(map(str, range(48))), labels=y[:48])
-  summary = main_job.run_job(model, photos, str(tmp_path), ratio=0.9, runs=3, mirror=False,
-                             verbose=False)
+  summary = main_job.run_job(model, photos, str(tmp_path), budget={"max_size": 1.2}, runs=3,
+                             sweep_budgets=({"ratio": 0.9}, {"max_size": 1.1}), verbose=False)
   expected = {"model.tflite", "config.json", "report.csv", "report.md", "sensitivity.png",
-              "sweep.png", "sweep.csv", "summary.json"}
+              "pareto.png", "sweep.csv", "summary.json"}
   assert expected <= set(os.listdir(tmp_path))
-  for png in ("sensitivity.png", "sweep.png"):
+  for png in ("sensitivity.png", "pareto.png"):
     data = (tmp_path / png).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
   saved = json.loads((tmp_path / "summary.json").read_text())
   assert saved["model"] == summary["model"] == "digits_cnn"
-  assert saved["requested_ratio"] == 0.9 and 0.9 <= saved["int8_mac_ratio"] < 1.0
-  assert [t["name"] for t in saved["latency"]] == ["float", "int8", "mixed"]
-  assert all(t["median_ms"] > 0 and t["runs"] == 3 for t in saved["latency"])
-  sizes = {t["name"]: t["size_bytes"] for t in saved["latency"]}
-  assert sizes["int8"] < sizes["mixed"] < sizes["float"]
-  assert sizes["mixed"] == (tmp_path / "model.tflite").stat().st_size
+  assert saved["scored_views"] == 12 * 48  # whole, 5 crops, each mirrored
+  assert saved["budget"]["kind"] == "max_size" and saved["budget"]["achieved"] <= 1.2
+  assert set(saved["scores"]) == {"float", "dynamic-range", "full int8", "ours (max_size=1.2)"}
+  assert all(s["latency_ms"] > 0 for s in saved["scores"].values())
+  assert saved["scores"]["full int8"]["latency_vs_int8"] == 1.0
+  sizes = {name: s["size_bytes"] for name, s in saved["scores"].items()}
+  assert sizes["full int8"] < sizes["float"] and sizes["dynamic-range"] < sizes["float"]
+  assert sizes["ours (max_size=1.2)"] == (tmp_path / "model.tflite").stat().st_size
   assert saved["scores"]["float"]["agreement"] == 1.0
   assert saved["scores"]["float"]["output_sqnr_db"] is None  # identical outputs: inf -> null
-  assert saved["scores"]["int8"]["top1"] > 0.8 and saved["scores"]["mixed"]["agreement"] > 0.9
-  assert [p["ratio"] for p in saved["sweep"]] == [0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0]
-  assert saved["sweep"][-1]["float_layers"] == 0 and saved["sweep"][0]["int8_mac_ratio"] == 0.0
+  assert saved["scores"]["full int8"]["agreement"] > 0.8  # (8x8 crops are hard to read: top-1 low)
+  ours = saved["scores"]["ours (max_size=1.2)"]
+  assert ours["output_sqnr_db"] >= saved["scores"]["full int8"]["output_sqnr_db"] - 1
+  assert [p["budget"] for p in saved["sweep"]] == ["ratio=0.9", "max_size=1.1"]
   config = json.loads((tmp_path / "config.json").read_text())
   assert config["float_layers"] == saved["float_layers"]
+  assert config["dynamic_nodes"] == saved["dynamic_nodes"]
   report = (tmp_path / "report.md").read_text()
   assert "![sensitivity](sensitivity.png)" in report and "| rank | layer |" in report
   assert report.count("\n| ") == 1 + len(model.layers) - 1  # header + one row per layer
+
+
+def test_views_are_crops_and_mirrors():
+  from tfq_mixed.demo import main as main_job
+  photos = np.arange(2 * 16 * 16 * 3, dtype=np.float32).reshape(2, 16, 16, 3)
+  views = main_job.views_of(photos)
+  assert views.shape == (24, 16, 16, 3)
+  np.testing.assert_array_equal(views[:2], photos)  # the whole images first
+  np.testing.assert_array_equal(views[12:14], photos[:, :, ::-1])  # then the mirrors
+  assert not np.array_equal(views[2], photos[0])  # a crop, resized back
 
 
 def test_main_job_help_is_quiet_and_lists_its_flags(tmp_path):

@@ -25,13 +25,13 @@ def _cost_model():
         2: {INT8: 2.0, FLOAT: 8.0, DYNAMIC: 2.5}}
   sizes = {0: {INT8: 10, FLOAT: 40, DYNAMIC: 12}, 1: {INT8: 0, FLOAT: 0},
            2: {INT8: 30, FLOAT: 120, DYNAMIC: 33}}
-  return costs.CostModel(milliseconds=ms, bytes=sizes, quantize_ms=(0.01, 0.001),
-                         dequantize_ms=(0.02, 0.002), int8_bytes=1000, threads=1, seconds=0.0)
+  return costs.CostModel(milliseconds=ms, quantize_ms=(0.01, 0.001), dequantize_ms=(0.02, 0.002),
+                         threads=1, seconds=0.0), costs.Sizes(bytes=sizes, int8_bytes=1000)
 
 
 def test_latency_of_an_assignment_with_its_borders_by_hand():
   _, graph = _chain()
-  model = _cost_model()
+  model, sizes = _cost_model()
   # Full int8: the input QUANTIZE (100 elements) and the output DEQUANTIZE.
   assert model.latency_ms(graph, {}, set()) == pytest.approx(
       1.0 + 0.1 + 2.0 + (0.01 + 0.1) + (0.02 + 0.2))
@@ -41,7 +41,7 @@ def test_latency_of_an_assignment_with_its_borders_by_hand():
   # c0 dynamic with its relu: the input needs no QUANTIZE; relu's float output is quantized once.
   assert model.latency_ms(graph, {0: DYNAMIC}, {0, 1}) == pytest.approx(
       1.5 + 0.2 + 2.0 + (0.01 + 0.1) + (0.02 + 0.2))
-  assert model.size_bytes({0: DYNAMIC, 2: FLOAT}, {0, 1, 2}) == 1000 + 2 + 90
+  assert sizes.size_bytes({0: DYNAMIC, 2: FLOAT}, {0, 1, 2}) == 1000 + 2 + 90
 
 
 def test_noise_left_by_hand():
@@ -66,7 +66,7 @@ def _walk(measure, cost_step=0.0):
       noise={0: NodeNoise(4.0, 1.0, 0.5), 1: NodeNoise(0.5, 0.5, 1.0),
              2: NodeNoise(2.0, 1.0, 1.0)}, weight_ratio={})
   # c0 is cheaper in float than in int8 (a 3-channel first conv can be): a free move.
-  model = _cost_model()
+  model, _ = _cost_model()
   model.milliseconds[0][FLOAT] = 0.5
   auto = ladder.moves(ladder.Fallback.AUTO, True, False)
   return ladder.Walk(graph, noise, lambda p, f: model.latency_ms(graph, p, f), {0: auto, 2: auto},

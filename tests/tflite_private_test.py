@@ -101,3 +101,17 @@ def test_layerwise_twins_are_the_numeric_verify_model_without_its_verify_ops(dig
   assert {op["outputs"][0] for op in twin_ops} >= set(twins)
   for a, b in zip(twin_ops, plain_ops):
     np.testing.assert_array_equal(twin.get_tensor(a["outputs"][0]), plain.get_tensor(b["outputs"][0]))
+
+
+def test_litert_profiler_times_every_node_of_a_real_model(digits_analysis):
+  """LiteRT's C API profiler (ctypes) still loads, runs and reports per-op events that map onto
+  the nodes; the XNNPACK partitions are read from the interpreter's DELEGATE nodes."""
+  for model in (digits_analysis.int8_model, digits_analysis.float_model):
+    interpreter = _tflite_private.make_interpreter(_tflite_private.static_shapes(model),
+                                                   builtin_only=True)
+    nodes = {op["index"] for op in _tflite_private.ops(interpreter)}
+    timings = _tflite_private.profile_node_milliseconds(model, runs=5, warmup=1)
+    assert set(timings) == nodes
+    assert all(t >= 0 for t in timings.values()) and sum(timings.values()) > 0
+    taken = _tflite_private.xnnpack_delegated_nodes(model)
+    assert set(taken) <= nodes and len(set(taken.values())) >= 1

@@ -21,12 +21,14 @@ _native_output.import_tensorflow_quietly()  # TensorFlow's oneDNN and CUDA start
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfq_mixed.config import SelectiveQuantizationConfig, VERSION as __version__, load_config
 from tfq_mixed.convert import Analysis, analyze, apply_config, convert
-from tfq_mixed.errors import (BudgetWarning, ConfigError, ProfileError, ConversionError, DatasetError, InvalidArgumentError,
+from tfq_mixed.errors import (BudgetWarning, ConfigError, ConversionError, DatasetError,
+                              InvalidArgumentError, ProfileError,
                               InvalidTypeError, OutputError, TfqMixedError, UnsupportedModelError)
 from tfq_mixed.qtyping import BudgetKind, Fallback, LayerStats, Node, Precision, Ranker
 from tfq_mixed.result import Result
 
 __all__ = [
+    "__version__",
     # Workflow.
     "convert", "analyze", "apply_config", "load_config", "Analysis", "Result",
     "SelectiveQuantizationConfig", "Ranker", "Precision", "Fallback", "BudgetKind", "LayerStats",

@@ -185,9 +185,19 @@ class Analysis:
     threads = check_positive_int(threads, "threads")
     if threads not in self._costs:
       self._costs[threads] = costs_lib.measure(
-          self.build, self.int8_model, self.nodes, self.dynamic_capable_nodes,
+          self.build, self._uniform_models, self.nodes, self.dynamic_capable_nodes,
           [a[:1] for a in self._verification], threads=threads)
     return self._costs[threads]
+
+  @functools.cached_property
+  def _uniform_models(self) -> dict:
+    return costs_lib.uniform_models(self.build, self.int8_model, self.nodes,
+                                    self.dynamic_capable_nodes)
+
+  @functools.cached_property
+  def sizes(self) -> costs_lib.Sizes:
+    """Bytes of each node in each precision (read from built models: no profiling)."""
+    return costs_lib.measure_sizes(self._uniform_models, self.nodes, self.dynamic_capable_nodes)
 
   def sensitivity(self, ranker: "Ranker | str" = Ranker.QUANTUNE,
                   random_state: int = 0) -> list[str]:
@@ -200,7 +210,9 @@ class Analysis:
   def walk(self, kind: costs_lib.CostKind, fallback: Fallback = Fallback.AUTO, *,
            gpu_compatible: bool = False, threads: int = 1) -> ladder.Walk:
     """The greedy walk up the precision ladder for one cost kind (`ladder`), made once."""
-    key = (kind, fallback, gpu_compatible, threads if kind == costs_lib.CostKind.LATENCY else 0)
+    if kind != costs_lib.CostKind.LATENCY:
+      threads = 1  # MACs and bytes do not depend on it
+    key = (kind, fallback, gpu_compatible, threads)
     if key in self._walks:
       return self._walks[key]
     forced = {n.index for n in self.int8_unsupported_nodes}
@@ -212,15 +224,18 @@ class Analysis:
     allowed = {n.index: ladder.moves(fallback, n.index in capable, gpu_compatible)
                for n in self.nodes if n.is_compute and n.index not in set(start) | stubborn}
     graph = self.graph
+    sizes = self.sizes
+    size = lambda precision, floating: float(sizes.size_bytes(precision, floating))
+    tie_break = None
     if kind == costs_lib.CostKind.MACS:
       cost = lambda precision, floating: float(costs_lib.macs_outside_int8(self.nodes, precision))
+      tie_break = size  # dynamic_int8 and float cost a node the same MACs
     elif kind == costs_lib.CostKind.LATENCY:
       model = self.costs(threads)
       cost = lambda precision, floating: model.latency_ms(graph, precision, floating)
     else:
-      model = self.costs(threads)
-      cost = lambda precision, floating: float(model.size_bytes(precision, floating))
-    walk = ladder.Walk(graph, self.noise_model, cost, allowed, start,
+      cost = size
+    walk = ladder.Walk(graph, self.noise_model, cost, allowed, start, tie_break=tie_break,
                        measure=lambda point: self.output_sqnr_db(self._point_model(point)),
                        cost_step=ladder.COST_STEP * self._reference_cost(kind, threads))
     self._walks[key] = walk
@@ -393,11 +408,10 @@ class Analysis:
     """The full-int8 model's cost: what latency and size budgets are multiples of."""
     if kind == costs_lib.CostKind.MACS:
       return float(self.calibration.total_macs)
-    model = self.costs(threads)
     if kind == costs_lib.CostKind.SIZE:
-      return float(model.int8_bytes)
+      return float(self.sizes.int8_bytes)
     forced = {n.index: Precision.FLOAT for n in self.int8_unsupported_nodes}
-    return model.latency_ms(self.graph, forced, set(forced))
+    return self.costs(threads).latency_ms(self.graph, forced, set(forced))
 
   def _search_by_score(self, walk: ladder.Walk, evaluate, max_drop: float) -> tuple[int, int]:
     """The first kept point of the walk whose `evaluate` score is within `max_drop` of the float

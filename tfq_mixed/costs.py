@@ -3,7 +3,8 @@
 Latency comes from LiteRT's own per-op profiler (XNNPACK on this machine, `threads` threads, batch 1)
 run on four models of the calibration: full int8, full float, every eligible node dynamic-range, and
 a "checkerboard" (every other compute node float) whose QUANTIZE and DEQUANTIZE ops give the cost
-of an int8/float border per element. Bytes are the node's constant tensors in each precision. A
+of an int8/float border per element. Bytes are the node's constant tensors in each precision, read
+from the same models without running them (`Sizes`: the same on every machine). A
 model's predicted latency is the sum of its nodes' times in their precisions plus one QUANTIZE or
 DEQUANTIZE per tensor crossing between the int8 and the float domain (`predict`); budgets are
 checked in those terms, and the model built is then what it is.
@@ -91,23 +92,40 @@ def read_graph(calibrated_model: bytes, nodes: Sequence[Node],
 
 
 @dataclasses.dataclass(frozen=True)
+class Sizes:
+  """Bytes per node and precision (its constant tensors), read from built models: no profiling.
+
+  Attributes:
+    bytes: node -> {precision: bytes of its constant tensors}.
+    int8_bytes: size of the full-int8 .tflite.
+  """
+
+  bytes: Mapping[int, Mapping[Precision, int]]
+  int8_bytes: int
+
+  def size_bytes(self, precision: Mapping[int, Precision], floating: set[int]) -> int:
+    """Predicted size: the full-int8 file plus each node's change of constant bytes."""
+    total = self.int8_bytes
+    for node, sizes in self.bytes.items():
+      if node in floating:
+        total += sizes.get(precision.get(node, FLOAT), sizes[FLOAT]) - sizes[INT8]
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
 class CostModel:
   """Per node and precision: latency (ms), bytes, MACs; and the border costs.
 
   Attributes:
     milliseconds: node -> {precision: mean ms per run} (int8 and float for every node; dynamic
       for the nodes that can be).
-    bytes: node -> {precision: bytes of its constant tensors}.
     quantize_ms, dequantize_ms: (fixed, per element) ms of a QUANTIZE / DEQUANTIZE op.
-    int8_bytes: size of the full-int8 .tflite; threads: XNNPACK threads profiled.
-    seconds: wall time of the profiling.
+    threads: XNNPACK threads profiled; seconds: wall time of the profiling.
   """
 
   milliseconds: Mapping[int, Mapping[Precision, float]]
-  bytes: Mapping[int, Mapping[Precision, int]]
   quantize_ms: tuple[float, float]
   dequantize_ms: tuple[float, float]
-  int8_bytes: int
   threads: int
   seconds: float
 
@@ -140,15 +158,6 @@ class CostModel:
         total += self.border_ms(graph.input_elements[node.index], to_int8=True)
     return total
 
-  def size_bytes(self, precision: Mapping[int, Precision], floating: set[int]) -> int:
-    """Predicted size: the full-int8 file plus each node's change of constant bytes."""
-    total = self.int8_bytes
-    for node, sizes in self.bytes.items():
-      if node in floating:
-        total += sizes.get(precision.get(node, FLOAT), sizes[FLOAT]) - sizes[INT8]
-    return total
-
-
 def _constant_bytes(interpreter, op: dict, constants: set[int]) -> int:
   total = 0
   for t in op["inputs"]:
@@ -158,26 +167,54 @@ def _constant_bytes(interpreter, op: dict, constants: set[int]) -> int:
   return total
 
 
-def _per_node(model: bytes, nodes: Sequence[Node], threads: int, example) -> tuple[
-    dict[int, float], dict[int, int], list[tuple[str, int, float]]]:
-  """({calibrated node: ms}, {node: constant bytes}, [(Q/DQ op, elements, ms)]) of one model."""
-  timings = _tflite_private.profile_node_milliseconds(model, threads=threads, inputs=example)
-  interpreter = _tflite_private.make_interpreter(_tflite_private.static_shapes(model),
-                                                 builtin_only=True)
-  interpreter.allocate_tensors()
+def _aligned_ops(model: bytes, nodes: Sequence[Node], allocate: bool = False):
+  """(interpreter, ops, {node: its op}, constant tensors) of a built model; allocated at its
+  static shapes when `allocate` (constants need no allocation)."""
+  interpreter = _tflite_private.make_interpreter(
+      _tflite_private.static_shapes(model) if allocate else model, builtin_only=True)
+  if allocate:
+    interpreter.allocate_tensors()
   ops = _tflite_private.ops(interpreter)
   produced = {t for op in ops for t in op["outputs"]}
   model_inputs = {d["index"] for d in interpreter.get_input_details()}
   constants = {t for op in ops for t in op["inputs"]
                if t >= 0 and t not in produced and t not in model_inputs}
-  aligned = precisions.align_ops(nodes, interpreter)
+  return interpreter, ops, precisions.align_ops(nodes, interpreter), constants
+
+
+def uniform_models(build, int8_model: bytes, nodes: Sequence[Node],
+                   dynamic_nodes: Sequence[Node]) -> dict[Precision, bytes]:
+  """The calibration's full int8, full float and every-eligible-node-dynamic models."""
+  every = [n.name for n in nodes]
+  return {INT8: int8_model, FLOAT: build(every, ()),
+          DYNAMIC: build(every, [n.name for n in dynamic_nodes])}
+
+
+def measure_sizes(models: Mapping[Precision, bytes], nodes: Sequence[Node],
+                  dynamic_nodes: Sequence[Node]) -> Sizes:
+  """Each node's constant bytes in each precision, from the uniform models (`uniform_models`)."""
+  dynamic = {n.index for n in dynamic_nodes}
+  sizes: dict[int, dict[Precision, int]] = {}
+  for precision, model in models.items():
+    interpreter, _, aligned, constants = _aligned_ops(model, nodes)
+    for node in nodes:
+      if node.index in aligned and (precision != DYNAMIC or node.index in dynamic):
+        sizes.setdefault(node.index, {})[precision] = _constant_bytes(
+            interpreter, aligned[node.index], constants)
+  return Sizes(bytes=sizes, int8_bytes=len(models[INT8]))
+
+
+def _profile(model: bytes, nodes: Sequence[Node], threads: int, example) -> tuple[
+    dict[int, float], list[tuple[str, int, float]]]:
+  """({calibrated node: ms}, [(Q/DQ op, elements, ms)]) of one model, LiteRT-profiled."""
+  timings = _tflite_private.profile_node_milliseconds(model, threads=threads, inputs=example)
+  interpreter, ops, aligned, _ = _aligned_ops(model, nodes, allocate=True)
   milliseconds = {n: timings.get(op["index"], 0.0) for n, op in aligned.items()}
-  sizes = {n: _constant_bytes(interpreter, op, constants) for n, op in aligned.items()}
   borders = [(op["op_name"],
               int(np.prod(_tflite_private.tensor_details(interpreter, op["outputs"][0])["shape"])),
               timings.get(op["index"], 0.0))
              for op in ops if op["op_name"] in precisions.QDQ_OPS]
-  return milliseconds, sizes, borders
+  return milliseconds, borders
 
 
 def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -194,13 +231,14 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
   return float(intercept), float(slope)
 
 
-def measure(build, int8_model: bytes, nodes: Sequence[Node], dynamic_nodes: Sequence[Node],
-            example, *, threads: int = 1) -> CostModel:
-  """Profiles the four models of a calibration and returns its `CostModel`.
+def measure(build, models: Mapping[Precision, bytes], nodes: Sequence[Node],
+            dynamic_nodes: Sequence[Node], example, *, threads: int = 1) -> CostModel:
+  """Profiles the uniform models of a calibration, and a "checkerboard" one (every other compute
+  node float) for the cost of int8/float borders; returns its `CostModel`.
 
   Args:
     build: `build(float_nodes, dynamic_nodes) -> .tflite` (the writer's, on this calibration).
-    int8_model: the full-int8 model.
+    models: `uniform_models` of the calibration.
     nodes: the calibrated nodes; dynamic_nodes: those that can be made dynamic-range.
     example: one sample per model input, fed to the profiled runs.
     threads: XNNPACK threads.
@@ -209,33 +247,23 @@ def measure(build, int8_model: bytes, nodes: Sequence[Node], dynamic_nodes: Sequ
     ProfileError: LiteRT's profiler failed.
   """
   start = time.perf_counter()
-  every = [n.name for n in nodes]
-  compute = [n for n in nodes if n.is_compute]
-  checkerboard = [n.name for n in compute[::2]]
-  models = {
-      INT8: int8_model,
-      FLOAT: build(every, ()),
-      DYNAMIC: build(every, [n.name for n in dynamic_nodes]),
-  }
-  milliseconds: dict[int, dict[Precision, float]] = {}
-  sizes: dict[int, dict[Precision, int]] = {}
-  borders: list[tuple[str, int, float]] = []
   dynamic = {n.index for n in dynamic_nodes}
+  milliseconds: dict[int, dict[Precision, float]] = {}
+  borders: list[tuple[str, int, float]] = []
   for precision, model in models.items():
-    times, constant_bytes, qdq = _per_node(model, nodes, threads, example)
+    times, qdq = _profile(model, nodes, threads, example)
     borders += qdq
     for node in nodes:
-      if precision == DYNAMIC and node.index not in dynamic:
-        continue
-      milliseconds.setdefault(node.index, {})[precision] = times.get(node.index, 0.0)
-      sizes.setdefault(node.index, {})[precision] = constant_bytes.get(node.index, 0)
+      if node.index in times and (precision != DYNAMIC or node.index in dynamic):
+        milliseconds.setdefault(node.index, {})[precision] = times[node.index]
+  checkerboard = [n.name for n in nodes if n.is_compute][::2]
   if checkerboard:
-    borders += _per_node(build(checkerboard, ()), nodes, threads, example)[2]
+    borders += _profile(build(checkerboard, ()), nodes, threads, example)[1]
   return CostModel(
-      milliseconds=milliseconds, bytes=sizes,
+      milliseconds=milliseconds,
       quantize_ms=_fit([(e, ms) for name, e, ms in borders if name == "QUANTIZE"]),
       dequantize_ms=_fit([(e, ms) for name, e, ms in borders if name == "DEQUANTIZE"]),
-      int8_bytes=len(int8_model), threads=threads, seconds=time.perf_counter() - start)
+      threads=threads, seconds=time.perf_counter() - start)
 
 
 def macs_outside_int8(nodes: Sequence[Node], precision: Mapping[int, Precision],

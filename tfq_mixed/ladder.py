@@ -24,6 +24,8 @@ from tfq_mixed.qtyping import Fallback, Node, Precision
 INT8, DYNAMIC, FLOAT = Precision.INT8, Precision.DYNAMIC_INT8, Precision.FLOAT
 NOISE_STEP = 0.05
 """A point of the walk each time its moves removed 5 % of the output noise left."""
+TIE_MARGIN = 1.0
+"""A rung dearer in the second cost must remove twice the noise to be preferred (`Walk`)."""
 COST_STEP = 0.01
 """... or added 1 % of the full-int8 model's cost (of all MACs for a `ratio` budget)."""
 
@@ -105,19 +107,25 @@ class Walk:
     start: the precisions the walk starts from (int8-unsupported and GPU-rejected nodes float).
     measure: `measure(point) -> output SQNR in dB`, deterministic.
     cost_step: the cost that makes a point by itself.
+    tie_break: a second cost (bytes, for a MAC budget where dynamic_int8 and float cost a node
+      the same): a node goes to the dearer rung in it only if that removes `TIE_MARGIN` more
+      noise than the cheaper rung, and a dynamic_int8 node does not move on to float (a move that
+      is free in the first cost but not in the second).
   """
 
   def __init__(self, graph: costs_lib.Graph, noise: NoiseModel,
                cost: Callable[[Mapping[int, Precision], set[int]], float],
                allowed: Mapping[int, Mapping[Precision, tuple[Precision, ...]]],
                start: Mapping[int, Precision], measure: Callable[["Point"], float],
-               cost_step: float):
+               cost_step: float,
+               tie_break: Optional[Callable[[Mapping[int, Precision], set[int]], float]] = None):
     self.graph = graph
     self.noise = noise
     self.cost = cost
     self.allowed = allowed
     self.measure = measure
     self.cost_step = cost_step
+    self.tie_break = tie_break
     self._names = {n.index: n.name for n in graph.nodes}
     self._floor = 1e-9 * max(noise.full_int8(), 1e-30)
     self.forbidden: set[tuple[int, Precision]] = set()
@@ -146,15 +154,25 @@ class Walk:
     state = current.precisions
     best = None
     for node, ladder in self.allowed.items():
-      for target in ladder.get(state.get(node, INT8), ()):
+      options = []
+      here = state.get(node, INT8)
+      if self.tie_break is not None and here != INT8:
+        continue
+      for target in ladder.get(here, ()):
         if (node, target) in self.forbidden:
           continue
         candidate = dict(state)
         candidate[node] = target
         point = self._point(candidate)
         removed = current.noise_left - point.noise_left
-        if removed <= self._floor:
-          continue
+        if removed > self._floor:
+          options.append((target, point, removed))
+      if self.tie_break is not None and len(options) == 2:
+        (_, cheap, cheap_removed), (_, dear, dear_removed) = sorted(
+            options, key=lambda o: self.tie_break(o[1].precisions, set(o[1].floating)))
+        if dear.cost >= cheap.cost and dear_removed < (1 + TIE_MARGIN) * cheap_removed:
+          options = [o for o in options if o[1] is cheap]
+      for target, point, removed in options:
         extra = point.cost - current.cost
         # Free moves first, the largest first; then the most noise removed per unit of cost.
         key = (0, -removed) if extra <= 0 else (1, -removed / extra)

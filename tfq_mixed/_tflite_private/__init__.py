@@ -199,6 +199,14 @@ def profile_node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50,
     ProfileError: the profiler could not run or its events could not be put on nodes.
   """
   from tfq_mixed._tflite_private import profiler  # pylint: disable=g-import-not-at-top
+  interpreter = make_interpreter(model)
+  dynamic = [d["name"] for d in interpreter.get_input_details()
+             if -1 in list(d["shape_signature"])[1:]]
+  if dynamic:
+    raise errors.ProfileError(
+        f"LiteRT's per-op profiler needs static shapes; the model's input(s) {dynamic} have "
+        "dynamic dimensions besides the batch. Re-export the model with a fixed input size for a "
+        "latency budget, or use a MAC (`ratio`) or size (`max_size`) budget.")
   native_log: list = []
   try:
     with _native_output.captured(native_log):  # LiteRT's INFO lines (accelerator registered, ...)

@@ -61,6 +61,23 @@ def float_tflite(keras_model) -> bytes:
                                  f"model: {e}") from e
 
 
+def dynamic_range_tflite(keras_model) -> bytes:
+  """TFLite's dynamic-range model of `keras_model` (`Optimize.DEFAULT` without data: int8
+  per-channel weights, float activations), what Google recommends for CPU without calibration."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import _native_output, model_graph  # pylint: disable=g-import-not-at-top
+  log: list = []
+  try:
+    with model_graph.tf_safe_names(model_graph.layer_objects(keras_model)), \
+         _native_output.captured(log):
+      converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      return converter.convert()
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.ConversionError(f"TensorFlow Lite could not convert {keras_model.name!r} to a "
+                                 f"dynamic-range model: {e}") from e
+
+
 def _feed(interpreter, inputs: Optional[Sequence[np.ndarray]], rng: np.random.Generator) -> None:
   for i, detail in enumerate(interpreter.get_input_details()):
     shape = [1 if d < 0 else int(d) for d in detail["shape_signature"]] or [1]

@@ -112,3 +112,40 @@ def plot_sweep(points: Sequence[SweepPoint], path: str, *, metric: str = "auto",
   ax.set_title(title or "Ratio sweep")
   ax.grid(alpha=0.3)
   return _save(fig, path)
+
+
+def plot_pareto(baselines: dict, points: Sequence[dict], path: str, *, title: str = "") -> str:
+  """What each choice costs: top-1 (or agreement with float) and output SQNR against latency.
+
+  Args:
+    baselines: name -> {'latency_vs_int8', 'top1', 'agreement', 'output_sqnr_db', ...} (float,
+      dynamic-range, full int8, ours).
+    points: ours at other budgets: dicts with 'budget', 'latency_vs_int8', 'accuracy',
+      'agreement', 'output_sqnr_db'.
+    path: the PNG to write.
+  """
+  plt = _pyplot()
+  labelled = not any(math.isnan(b["top1"]) for b in baselines.values())
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 7), sharex=True)
+  key = "top1" if labelled else "agreement"
+  point_key = "accuracy" if labelled else "agreement"
+  ordered = sorted(points, key=lambda p: p["latency_vs_int8"])
+  for axis, baseline_key, ours_key, label in (
+      (top, key, point_key, "top-1" if labelled else "top-1 agreement with float"),
+      (bottom, "output_sqnr_db", "output_sqnr_db", "output SQNR vs float (dB)")):
+    axis.plot([p["latency_vs_int8"] for p in ordered],
+              [min(p[ours_key], 99.0) for p in ordered], "o-", color="tab:red",
+              label="ours, other budgets")
+    for p in ordered:
+      axis.annotate(p["budget"], (p["latency_vs_int8"], min(p[ours_key], 99.0)), fontsize=6,
+                    xytext=(3, -8), textcoords="offset points")
+    for name, b in baselines.items():
+      marker = "*" if name.startswith("ours") else "s"
+      axis.scatter(b["latency_vs_int8"], min(b[baseline_key], 99.0), marker=marker, s=70,
+                   label=name, zorder=3)
+    axis.set_ylabel(label)
+    axis.grid(alpha=0.3)
+  bottom.set_xlabel("XNNPACK latency, x full int8 (measured in one run)")
+  top.legend(fontsize=7, loc="lower right")
+  top.set_title(title or "Accuracy and fidelity against latency")
+  return _save(fig, path)

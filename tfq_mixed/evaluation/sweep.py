@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -26,12 +27,15 @@ class SweepPoint:
   """One mixed model of a sweep.
 
   Attributes:
-    ratio: the requested int8 MAC ratio; int8_mac_ratio: the achieved one.
+    ratio: the requested int8 MAC ratio (NaN under another budget); int8_mac_ratio: the achieved
+      one.
     float_layers: Keras layers kept float.
     agreement: share of samples whose top-1 class equals the float model's.
     output_sqnr_db: SQNR of the outputs against the float model's, in dB.
     accuracy: top-1 against the labels (NaN without labels).
     size_bytes: size of the .tflite.
+    budget: the budget, e.g. 'max_latency=1.05'; achieved: its predicted figure (NaN for ratios).
+    dynamic_nodes: nodes in dynamic_int8.
   """
 
   ratio: float
@@ -41,6 +45,9 @@ class SweepPoint:
   output_sqnr_db: float
   accuracy: float
   size_bytes: int
+  budget: str = ""
+  achieved: float = math.nan
+  dynamic_nodes: int = 0
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -49,8 +56,10 @@ class SweepPoint:
 def sweep(analysis, inputs: np.ndarray, float_outputs: np.ndarray, *,
           ratios: Sequence[float] = DEFAULT_RATIOS, labels: Optional[np.ndarray] = None,
           ranker: str = "quantune", fallback: str = "auto",
+          budgets: Optional[Sequence[dict]] = None,
           verbose: bool = False) -> list[SweepPoint]:
-  """Quantizes `analysis` at each ratio and scores each model on `inputs` against the float model.
+  """Quantizes `analysis` at each ratio (or each of `budgets`, e.g. `{"max_latency": 1.05}`) and
+  scores each model on `inputs` against the float model.
 
   Args:
     analysis: a `tfq_mixed.Analysis` (one calibration, one analysis pass, reused for every ratio).
@@ -65,20 +74,27 @@ def sweep(analysis, inputs: np.ndarray, float_outputs: np.ndarray, *,
   Returns:
     One `SweepPoint` per ratio, in the given order.
   """
-  if not ratios:
-    raise errors.InvalidArgumentError("`ratios` is empty. Pass at least one ratio in [0, 1].")
+  if budgets is None:
+    if not ratios:
+      raise errors.InvalidArgumentError("`ratios` is empty. Pass at least one ratio in [0, 1].")
+    budgets = [{"ratio": r} for r in ratios]
   reference_top1 = np.argmax(float_outputs, axis=-1)
   points = []
-  with Progress(len(ratios), "ratio sweep", enabled=verbose) as bar:
-    for ratio in ratios:
-      result = analysis.quantize(ratio, ranker, fallback=fallback)
+  with Progress(len(budgets), "budget sweep", enabled=verbose) as bar:
+    for budget in budgets:
+      result = analysis.quantize(ranker=ranker, fallback=fallback, **budget)
       outputs = scores.predict(result.tflite, inputs)
+      (kind, value), = budget.items()
       points.append(SweepPoint(
-          ratio=float(ratio), int8_mac_ratio=float(result.int8_mac_ratio),
+          ratio=float(value) if kind == "ratio" else math.nan,
+          int8_mac_ratio=float(result.int8_mac_ratio),
           float_layers=len(result.float_layers),
           agreement=float(np.mean(np.argmax(outputs, axis=-1) == reference_top1)),
           output_sqnr_db=scores.output_sqnr_db(float_outputs, outputs),
-          accuracy=scores.top1(outputs, labels), size_bytes=len(result.tflite)))
+          accuracy=scores.top1(outputs, labels), size_bytes=len(result.tflite),
+          budget=f"{kind}={value:g}", achieved=float(result.config.budget.get("achieved",
+                                                                                   math.nan)),
+          dynamic_nodes=len(result.config.dynamic_nodes)))
       bar.update()
   return points
 
