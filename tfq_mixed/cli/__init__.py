@@ -24,3 +24,16 @@ def run(module_name: str, main) -> None:
     for flag in flags.FLAGS.get_key_flags_for_module(module_name):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   app.run(main)
+
+
+def quiet_logs() -> None:
+  """Keeps TensorFlow's INFO chatter (SavedModel export notes) out of the console.
+
+  absl's app.run logs INFO by default; --verbosity=0 (or -v 0) brings it back.
+  """
+  import logging  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)

@@ -10,7 +10,6 @@ import os
 import sys
 
 from absl import flags
-from absl import logging
 
 MODEL = flags.DEFINE_string(
     "model", None,
@@ -76,15 +75,6 @@ def budget_line(result) -> str:
   if "output_sqnr_db" in budget:
     text += f"; output SQNR {budget['output_sqnr_db']:.2f} dB against float"
   return text
-
-
-def quiet_logs() -> None:
-  """Keeps TensorFlow's INFO chatter (SavedModel export notes) out of the console.
-
-  absl's app.run logs INFO by default; --verbosity=0 (or -v 0) brings it back.
-  """
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
 
 
 def load_model(path: str):

@@ -31,7 +31,7 @@ OUTPUTS = ("report.csv", "report.md", "sensitivity.png")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
-  _common.quiet_logs()
+  cli.quiet_logs()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed import files, report  # pylint: disable=g-import-not-at-top
   from tfq_mixed.evaluation import markdown, plots  # pylint: disable=g-import-not-at-top

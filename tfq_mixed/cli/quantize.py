@@ -47,7 +47,7 @@ OUTPUTS = ("model.tflite", "config.json", "report.csv", "report.md")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
-  _common.quiet_logs()
+  cli.quiet_logs()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed.evaluation import markdown  # pylint: disable=g-import-not-at-top
   try:

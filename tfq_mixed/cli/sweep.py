@@ -50,7 +50,7 @@ def _ratios():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
-  _common.quiet_logs()
+  cli.quiet_logs()
   ratios = _ratios()
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tfq_mixed  # pylint: disable=g-import-not-at-top

@@ -213,6 +213,8 @@ def main(argv, options: dict) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
   args = {name: flag.value for name, flag in options.items()}
+  from tfq_mixed import cli  # pylint: disable=g-import-not-at-top
+  cli.quiet_logs()  # TensorFlow's INFO lines (SavedModel export) stay out of the console
   start = time.perf_counter()
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed.demo import default_model  # pylint: disable=g-import-not-at-top
@@ -238,7 +240,7 @@ def main(argv, options: dict) -> int:
 
 
 def run() -> None:
-  """`python -m tfq_mixed [--out=DIR] [--ratio=0.9] ...`; `--helpfull` explains every flag."""
+  """`python -m tfq_mixed [--out=DIR] [--max_latency=1.1] ...`; `--helpfull` explains every flag."""
   from tfq_mixed import cli  # pylint: disable=g-import-not-at-top
   options = _define_flags()
   cli.run(__name__, lambda argv: main(argv, options))
