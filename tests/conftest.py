@@ -44,3 +44,27 @@ def shared_path(*parts) -> str:
 @pytest.fixture
 def rng():
   return np.random.default_rng(0)
+
+
+def tflite_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
+  """All outputs of `tflite` (by tensor name) on each sample, concatenated: LiteRT alone, batch 1,
+  no signature needed (MediaPipe's models have none)."""
+  from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
+  interpreter = _tflite_private.make_interpreter(tflite, num_threads=1)
+  (given,) = interpreter.get_input_details()
+  interpreter.resize_tensor_input(given["index"], (1,) + inputs.shape[1:])
+  interpreter.allocate_tensors()
+  outputs = sorted(interpreter.get_output_details(), key=lambda d: d["name"])
+  rows = []
+  for i in range(inputs.shape[0]):
+    interpreter.set_tensor(given["index"], inputs[i:i + 1])
+    interpreter.invoke()
+    rows.append(np.concatenate([np.ravel(interpreter.get_tensor(d["index"])) for d in outputs]))
+  return np.stack(rows)
+
+
+def sqnr_db(reference, other) -> float:
+  """10 log10(sum ref^2 / sum (ref - other)^2) in dB, inf where equal."""
+  noise = np.sum((reference.astype(np.float64) - other) ** 2)
+  return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2)
+                                                       / noise)

@@ -158,7 +158,7 @@ def test_analysis_quantize_checks_its_options(tiny):
 def test_not_a_keras_model(tiny):
   _, samples = tiny
   with pytest.raises(tfq_mixed.InvalidTypeError,
-                     match="`keras_model` must be a keras.Model. Received: function"):
+                     match="`model` must be a keras.Model, a float .tflite .*Received: function"):
     tfq_mixed.convert(lambda x: x, samples)
 
 

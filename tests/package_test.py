@@ -11,9 +11,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "tfq_mixed")
-PIPELINE = ("calibrator.py", "analyzer.py", "propagation.py", "rankers", "selector.py",
-            "writer.py")
-"""The steps, in order: calibrate -> analyze -> propagate -> rank -> select -> write."""
+PIPELINE = ("sources.py", "calibrator.py", "analyzer.py", "propagation.py", "rankers",
+            "selector.py", "ladder.py", "writer.py")
+"""The steps, in order: load -> calibrate -> analyze -> propagate -> rank -> select (or climb the
+precision ladder) -> write."""
 NOT_LIBRARY = ("cli", "demo", "deploy", "evaluation")
 """Subpackages outside the conversion pipeline: `import tfq_mixed` loads none of them."""
 

@@ -19,6 +19,9 @@ import pytest
 from absl import app
 from absl import flags
 
+import tfq_mixed
+from tfq_mixed import _tflite_private
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("quantize", "analyze", "sweep", "benchmark", "export_onnx")
 FLAGS = flags.FLAGS
@@ -143,7 +146,7 @@ def test_analyze_writes_the_report_only(files, tmp_path, capsys):
   assert sorted(os.listdir(out)) == ["report.csv", "report.md", "sensitivity.png"]
   rows = _csv(out / "report.csv")
   assert tuple(rows[0]) == report.COLUMNS and len(rows) == 13
-  assert {r["precision"] for r in rows} <= {"float", "int8", "-"}
+  assert {r["precision"] for r in rows} <= {"float", "dynamic_int8", "int8", "-"}
   assert any(r["precision"] == "float" for r in rows)
   sqnr = [float(r["activation_sqnr_db"]) for r in rows if r["activation_sqnr_db"]]
   assert len(sqnr) >= 5 and all(10 < s < 80 for s in sqnr)
@@ -324,15 +327,20 @@ def test_installed_quantize_command_runs_from_another_folder(files, tmp_path):
   assert sorted(os.listdir(out)) == ["config.json", "model.tflite", "report.csv", "report.md"]
 
 
-def test_quantize_accepts_a_savedmodel_with_a_warning(digits, tmp_path, capsys):
+def test_quantize_accepts_a_savedmodel_op_by_op(digits, tmp_path):
   model, x, _ = digits
   model.export(str(tmp_path / "saved"), verbose=False)
   np.save(tmp_path / "calibration.npy", x[:32])
-  assert run_tool("quantize", f"--model={tmp_path / 'saved'}",
+  assert run_tool("quantize", f"--model={tmp_path / 'saved'}", "--ratio=0.9",
                   f"--calibration={tmp_path / 'calibration.npy'}", f"--out={tmp_path / 'q'}") == 0
-  assert "analysed as one layer" in capsys.readouterr().err
   config = json.loads((tmp_path / "q" / "config.json").read_text())
-  assert config["layers"] == [["tfsm_layer", "TFSMLayer"]] and config["num_samples"] == 32
+  # Its layers are the ops of TFLiteConverter's float model, named after the Keras layers.
+  ops = [op["op_name"] for op in _tflite_private.ops(_tflite_private.make_interpreter(
+      tfq_mixed.sources.saved_model_tflite(str(tmp_path / "saved"))))]
+  assert [kind for _, kind in config["layers"]] == ops
+  assert any("conv1" in name for name, _ in config["layers"])
+  assert config["model_name"] == "saved" and config["num_samples"] == 32
+  assert config["int8_mac_ratio"] >= 0.9
   assert (tmp_path / "q" / "model.tflite").stat().st_size > 10_000
 
 

@@ -18,6 +18,7 @@ from tfq_mixed import errors
 from tfq_mixed import hybrid
 from tfq_mixed import ladder
 from tfq_mixed import metrics
+from tfq_mixed import precisions
 from tfq_mixed import propagation
 from tfq_mixed import rankers
 from tfq_mixed import segments
@@ -44,12 +45,12 @@ class AnalysisOptions:
           f"`per_channel` must be a bool. Received: per_channel={self.per_channel!r}.")
 
 
-def _run(tflite: bytes, inputs: Sequence[np.ndarray], fixed_batch: Optional[int]) -> np.ndarray:
-  """Every output of `tflite` on `inputs`, flattened per sample and concatenated (XNNPACK, one
-  thread: the same figures on every run)."""
+def _run(tflite: bytes, names: Sequence[str], inputs: Sequence[np.ndarray],
+         fixed_batch: Optional[int]) -> np.ndarray:
+  """Every output of `tflite` on `inputs` (its signature's inputs `names`), flattened per sample
+  and concatenated (XNNPACK, one thread: the same figures on every run)."""
   interpreter = _tflite_private.make_interpreter(tflite, num_threads=1)
   runner = interpreter.get_signature_runner()
-  names = sorted(runner.get_input_details())
   step = fixed_batch or inputs[0].shape[0]
   outputs = []
   for start in range(0, inputs[0].shape[0], step):
@@ -119,14 +120,14 @@ class Analysis:
     """SQNR (dB) of `tflite`'s outputs against the float model's, on the first calibration
     samples (up to `VERIFICATION_SAMPLES`): label-free, deterministic."""
     if tflite not in self._sqnr:
-      reference = self._reference
-      self._sqnr[tflite] = metrics.sqnr_db(
-          reference, _run(tflite, self._verification, self._fixed_batch))
+      self._sqnr[tflite] = metrics.sqnr_db(self._reference, _run(
+          tflite, self.calibration.input_names, self._verification, self._fixed_batch))
     return self._sqnr[tflite]
 
   @functools.cached_property
   def _reference(self) -> np.ndarray:
-    return _run(self.float_model, self._verification, self._fixed_batch)
+    return _run(self.float_model, self.calibration.input_names, self._verification,
+                self._fixed_batch)
 
   @functools.cached_property
   def gpu_float_fixable_nodes(self) -> tuple[Node, ...]:
@@ -149,6 +150,13 @@ class Analysis:
                  if n.index not in stubborn)
 
   @functools.cached_property
+  def _int8_nodes(self) -> set[int]:
+    """The nodes the full-int8 model runs in static int8: those the ladder may move up, ops
+    without MACs (PReLU, ADD, LOGISTIC) included."""
+    built = precisions.node_precisions(self.int8_model, self.nodes)
+    return {index for index, precision in built.items() if precision == Precision.INT8}
+
+  @functools.cached_property
   def stubborn_nodes(self) -> tuple[Node, ...]:
     """Nodes TensorFlow's quantizer keeps int8 when denylisted one by one (TRANSPOSE_CONV): the
     ladder leaves them in int8; only the float model (ratio 0) makes them float, by op type."""
@@ -161,7 +169,7 @@ class Analysis:
   @functools.cached_property
   def graph(self) -> costs_lib.Graph:
     return costs_lib.read_graph(self.calibration.calibrated_model, self.nodes, self.op_inputs,
-                                [a[:1] for a in self._verification])
+                                self.calibration.input_names, [a[:1] for a in self._verification])
 
   @functools.cached_property
   def noise_model(self) -> ladder.NoiseModel:
@@ -221,8 +229,9 @@ class Analysis:
       start.update({n.index: Precision.FLOAT for n in self.gpu_float_fixable_nodes})
     capable = {n.index for n in self.dynamic_capable_nodes}
     stubborn = {n.index for n in self.stubborn_nodes}
+    int8 = self._int8_nodes
     allowed = {n.index: ladder.moves(fallback, n.index in capable, gpu_compatible)
-               for n in self.nodes if n.is_compute and n.index not in set(start) | stubborn}
+               for n in self.nodes if n.index in int8 and n.index not in set(start) | stubborn}
     graph = self.graph
     sizes = self.sizes
     size = lambda precision, floating: float(sizes.size_bytes(precision, floating))
@@ -360,13 +369,21 @@ class Analysis:
     walk = self.walk(kind, fallback, gpu_compatible=gpu_compatible, threads=threads)
     reference = self._reference_cost(kind, threads)
     evaluations = None
+    candidates = None  # (point, measured) pairs the budget chooses among, beside the walk's
     if budget.kind == BudgetKind.RATIO:
       # Nodes without an int8 kernel alone may exceed it: the start is built anyway (and warned).
-      chosen = max(walk.select((1.0 - budget.value) * self.calibration.total_macs), 0)
+      # Ratio 1 is the plain full-int8 model, without the moves of ops that have no MACs.
+      chosen = 0 if budget.value == 1.0 else max(
+          walk.select((1.0 - budget.value) * self.calibration.total_macs), 0)
     elif budget.kind in (BudgetKind.MAX_LATENCY, BudgetKind.MAX_SIZE):
+      limit = budget.value * reference * (1 + 1e-12)
       chosen = walk.select(budget.value * reference)
-      if chosen < 0:
-        floor = min(p.cost for p in walk.points) / reference
+      # The top of the ladder (`Walk.top`) where it fits and measures better.
+      top, top_measured = walk.top
+      if top.cost <= limit and (chosen < 0 or top_measured > walk.measured[chosen]):
+        candidates = (top, top_measured)
+      elif chosen < 0:
+        floor = min([p.cost for p in walk.points] + [top.cost]) / reference
         what = "latency" if budget.kind == BudgetKind.MAX_LATENCY else "size"
         raise errors.InvalidArgumentError(
             f"`{budget.kind.value}`={budget.value:g} is below {floor:.4f}, the lowest {what} "
@@ -375,15 +392,22 @@ class Analysis:
     elif budget.kind == BudgetKind.MIN_OUTPUT_SQNR_DB:
       walk.extend(until=lambda: walk.measured[-1] >= budget.value)
       chosen = next((i for i, v in enumerate(walk.measured) if v >= budget.value), None)
-      if chosen is None:
+      top, top_measured = walk.top
+      if top_measured >= budget.value and (chosen is None or
+                                           top.cost < walk.points[chosen].cost):
+        candidates = (top, top_measured)  # reaches the target, and cheaper
+      elif chosen is None:
         raise errors.InvalidArgumentError(
             f"No model of this analysis reaches min_output_sqnr_db={budget.value:g}: the best "
-            f"measures {max(walk.measured):.2f} dB on the calibration samples. Lower the target.")
+            f"measures {max(walk.measured + [top_measured]):.2f} dB on the calibration samples. "
+            "Lower the target.")
     else:
       walk.extend()
       chosen, evaluations = self._search_by_score(walk, evaluate, budget.value)
-    points = walk.points
-    point = points[chosen]
+    if candidates is not None:
+      (point, measured), chosen = candidates, "top"
+    else:
+      point, measured = walk.points[chosen], walk.measured[chosen]
     float_nodes, dynamic_nodes = ladder.nodes_by_precision(point, self.nodes)
     selection = Selection(
         float_layers=_layers_in(self.nodes, point.floating),
@@ -392,7 +416,7 @@ class Analysis:
         int8_unsupported_nodes=tuple(n.name for n in self.int8_unsupported_nodes),
         dynamic_nodes=tuple(dynamic_nodes))
     achieved = point.cost / reference if kind != costs_lib.CostKind.MACS else None
-    record = self._budget_record(budget.kind, budget.value, achieved, walk.measured[chosen],
+    record = self._budget_record(budget.kind, budget.value, achieved, measured,
                                  evaluations=evaluations, threads=threads,
                                  point=chosen, models_measured=walk.tried)
     ranking = rankers.rank(self.layers, Ranker.QUANTUNE, 0)

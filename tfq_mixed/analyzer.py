@@ -1,9 +1,9 @@
-"""Step 2: the two inference passes and the local metrics per Keras layer (QuantuneV2 Sec. 6).
+"""Step 2: the two inference passes and the local metrics per layer (QuantuneV2 Sec. 6).
 
-The float pass runs the Keras model layer by layer (unfused: Conv, BN and activation separately); the
-int8 pass runs the fully-int8 TFLite model in the LiteRT interpreter with every intermediate tensor
+The float pass runs the Keras model layer by layer (unfused: Conv, BN and activation separately), or
+a float .tflite op by op in LiteRT with its intermediate tensors kept; the int8 pass runs the fully-int8 TFLite model in the LiteRT interpreter with every intermediate tensor
 preserved, each int8 op beside a float twin fed by its dequantized inputs (the noise the op adds
-by itself). Each Keras layer whose output is also a TFLite op's output is compared. Metrics are
+by itself). Each layer whose output is also a TFLite op's output is compared. Metrics are
 accumulated batch by batch in a worker thread, while the passes compute the next batch: at most two
 batches of activations are held at a time.
 """
@@ -42,7 +42,7 @@ def _int8_grid(interpreter, tensor: int) -> Optional[tuple[float, int]]:
   return float(scales[0]), int(details["quantization_parameters"]["zero_points"][0])
 
 
-def _kernel(layer) -> Optional[np.ndarray]:
+def keras_kernel(layer) -> Optional[np.ndarray]:
   kernel = getattr(layer, "kernel", None)
   if kernel is None or len(getattr(kernel, "shape", ())) < 2:
     return None
@@ -51,7 +51,7 @@ def _kernel(layer) -> Optional[np.ndarray]:
 
 def keras_weight_sqnr_db(layer, per_channel: bool) -> float:
   """SQNR of the layer's kernel quantized as TFLite would (symmetric int8), NaN without a kernel."""
-  kernel = _kernel(layer)
+  kernel = keras_kernel(layer)
   if kernel is None:
     return math.nan
   layer_type = type(layer).__name__
@@ -99,7 +99,28 @@ def _fused_weight_sqnr(calibrated_interpreter, int8_interpreter, node_op: dict,
 
 
 @dataclasses.dataclass
-class _Int8Pass:
+class _LiteRTPass:
+  """A LiteRT interpreter run one batch at a time (resized when the batch size changes)."""
+
+  interpreter: object
+  inputs: list[int]  # the model's input tensors, in the calibration's input order
+  _batch: Optional[int] = dataclasses.field(default=None, kw_only=True)
+
+  def run(self, batch: list[np.ndarray]):
+    """Runs one batch; returns a cached reader of tensor values (copies)."""
+    if self._batch != batch[0].shape[0]:
+      self._batch = batch[0].shape[0]
+      for index, array in zip(self.inputs, batch):
+        self.interpreter.resize_tensor_input(index, array.shape, strict=False)
+      self.interpreter.allocate_tensors()
+    for index, array in zip(self.inputs, batch):
+      self.interpreter.set_tensor(index, array)
+    self.interpreter.invoke()
+    return functools.lru_cache(maxsize=None)(self.interpreter.get_tensor)
+
+
+@dataclasses.dataclass
+class _Int8Pass(_LiteRTPass):
   """The int8 model with a float twin beside each int8 op, run one batch at a time.
 
   Its int8 ops are those of the plain int8 model, and each has a float twin fed by its dequantized
@@ -109,17 +130,15 @@ class _Int8Pass:
 
   Attributes:
     interpreter: the LiteRT interpreter, every intermediate tensor kept.
+    inputs: the model's input tensors, in the calibration's input order.
     ops: calibrated node index -> the same op in this model.
     twin_of_node: node -> (its int8 output tensor, its twin's output tensor, the output's int8
       (scale, zero point)), for nodes with a per-tensor int8 output and a twin.
-    inputs: the model's input tensors, in the calibration's input order.
   """
 
-  interpreter: object
-  ops: dict[int, dict]
-  twin_of_node: dict[int, tuple[int, int, tuple[float, int]]]
-  inputs: list[int]
-  _batch: Optional[int] = None
+  ops: dict[int, dict] = dataclasses.field(default_factory=dict)
+  twin_of_node: dict[int, tuple[int, int, tuple[float, int]]] = dataclasses.field(
+      default_factory=dict)
 
   @classmethod
   def build(cls, calibration: Calibration, twin_model: bytes,
@@ -134,19 +153,8 @@ class _Int8Pass:
       if output in node_of_output and grid:
         twin_of_node[node_of_output[output]] = (output, reference, grid)
     inputs, _ = _tflite_private.signature_io(interpreter)
-    return cls(interpreter, ops, twin_of_node, [inputs[n] for n in calibration.input_names])
-
-  def run(self, batch: list[np.ndarray]):
-    """Runs one batch; returns a cached reader of tensor values (copies)."""
-    if self._batch != batch[0].shape[0]:
-      self._batch = batch[0].shape[0]
-      for index, array in zip(self.inputs, batch):
-        self.interpreter.resize_tensor_input(index, array.shape, strict=False)
-      self.interpreter.allocate_tensors()
-    for index, array in zip(self.inputs, batch):
-      self.interpreter.set_tensor(index, array)
-    self.interpreter.invoke()
-    return functools.lru_cache(maxsize=None)(self.interpreter.get_tensor)
+    return cls(interpreter, [inputs[n] for n in calibration.input_names], ops=ops,
+               twin_of_node=twin_of_node)
 
 
 def _compared_layers(calibration: Calibration,
@@ -168,7 +176,7 @@ def _compared_layers(calibration: Calibration,
   return node_of_layer, compared
 
 
-def _float_pass(model, samples: dataset_lib.Samples, wanted: list[int]):
+def keras_float_pass(model, samples: dataset_lib.Samples, wanted: list[int]):
   """A function of one batch returning the Keras outputs of the `wanted` layers (NumPy).
 
   One traced function; the Python around the layer calls branches on Python values only, so no
@@ -189,6 +197,51 @@ def _float_pass(model, samples: dataset_lib.Samples, wanted: list[int]):
     return [outputs[i] for i in wanted]
 
   return lambda batch: [o.numpy() for o in outputs_of(*[tf.constant(a) for a in batch])]
+
+
+def tflite_float_pass(calibration: Calibration, samples: dataset_lib.Samples, wanted: list[int]):
+  """A function of one batch returning the float outputs of the `wanted` layers of a model
+  calibrated from a float .tflite (layer i is op i).
+
+  The calibrated model is that float model (its statistics are read by nothing at run time), run
+  on LiteRT's builtin kernels with every intermediate tensor kept, one interpreter thread.
+  """
+  del samples  # every batch is fed as it comes
+  interpreter = _tflite_private.make_interpreter(calibration.calibrated_model,
+                                                 preserve_all_tensors=True, num_threads=1)
+  inputs, _ = _tflite_private.signature_io(interpreter)
+  runner = _LiteRTPass(interpreter, [inputs[n] for n in calibration.input_names])
+  outputs = {op["index"]: op["outputs"][0] for op in _tflite_private.ops(interpreter)}
+  tensors = [outputs[i] for i in wanted]
+
+  def outputs_of(batch: list[np.ndarray]) -> list[np.ndarray]:
+    read = runner.run(batch)
+    return [read(t) for t in tensors]
+  return outputs_of
+
+
+def tflite_weight_sqnr_db(calibration: Calibration) -> list[float]:
+  """Per layer of a model calibrated from a float .tflite (layer i is op i), the SQNR of its
+  filter quantized as TFLite would (symmetric int8, per channel or per tensor); NaN for an op
+  without a constant filter."""
+  interpreter = _tflite_private.make_interpreter(calibration.calibrated_model)
+  ops = {op["index"]: op for op in _tflite_private.ops(interpreter)}
+  result = []
+  for layer in calibration.layers:
+    op = ops.get(layer.index)
+    axis = _FILTER_CHANNEL_AXIS.get(op["op_name"]) if op else None
+    kernel = None
+    if axis is not None and len(op["inputs"]) > 1 and op["inputs"][1] >= 0:
+      try:
+        kernel = interpreter.get_tensor(op["inputs"][1])
+      except ValueError:  # computed at run time, not a constant
+        kernel = None
+    if kernel is None or kernel.dtype != np.float32 or kernel.ndim < 2:
+      result.append(math.nan)
+      continue
+    result.append(metrics.sqnr_db(kernel, metrics.quantize_symmetric(
+        kernel, per_channel=calibration.per_channel, axis=axis)))
+  return result
 
 
 class _Accumulator:
@@ -264,7 +317,7 @@ def _run_passes(samples: dataset_lib.Samples, batch_size: int, int8_pass: _Int8P
       bar.update()
 
 
-def _weight_metrics(calibration: Calibration, layer_objects: list,
+def _weight_metrics(calibration: Calibration, weighted: set[int],
                     int8_pass: _Int8Pass) -> tuple[dict[int, int], dict[int, tuple]]:
   """Per layer: MACs, and the SQNRs of its node's folded weights (`_fused_weight_sqnr`).
 
@@ -281,7 +334,7 @@ def _weight_metrics(calibration: Calibration, layer_objects: list,
     if not node.layers:
       continue
     indices = [index_of[name] for name in node.layers]
-    with_kernel = [i for i in indices if _kernel(layer_objects[i]) is not None]
+    with_kernel = [i for i in indices if i in weighted]
     owner = with_kernel[0] if with_kernel else indices[0]
     macs_of_layer[owner] = macs_of_layer.get(owner, 0) + node.macs
     if node.is_compute and node.index in int8_pass.ops:
@@ -290,14 +343,15 @@ def _weight_metrics(calibration: Calibration, layer_objects: list,
   return macs_of_layer, weight_sqnr
 
 
-def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples,
+def analyze_layers(source, calibration: Calibration, samples: dataset_lib.Samples,
                    twin_model: bytes, twins: dict[int, int], *,
                    batch_size: int = DEFAULT_BATCH_SIZE,
                    verbose: bool = False) -> tuple[LayerStats, ...]:
   """Runs the float and int8 passes and returns the metrics of every flattened layer.
 
   Args:
-    model: the Keras model `calibration` was made from.
+    source: the model `calibration` was made from (`sources`): its float pass, its layers with
+      weights and their weight SQNRs.
     calibration: its calibration (nodes mapped to layers).
     samples: the calibration samples.
     twin_model: the fully-int8 model of `calibration` with a float twin beside each int8 op, and
@@ -308,13 +362,13 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   Returns:
     One `LayerStats` per flattened layer, in execution order.
   """
-  layer_objects = model_graph.layer_objects(model)
   int8_pass = _Int8Pass.build(calibration, twin_model, twins)
   node_of_layer, compared = _compared_layers(calibration, int8_pass.ops)
   accumulator = _Accumulator(int8_pass, compared)
-  _run_passes(samples, batch_size, int8_pass, _float_pass(model, samples, sorted(compared)),
-              accumulator, verbose)
-  macs_of_layer, fused = _weight_metrics(calibration, layer_objects, int8_pass)
+  _run_passes(samples, batch_size, int8_pass,
+              source.float_pass(calibration, samples, sorted(compared)), accumulator, verbose)
+  macs_of_layer, fused = _weight_metrics(calibration, source.weighted_layers(calibration),
+                                         int8_pass)
 
   # The noise a node adds by itself is reported on the layer whose output the node produces.
   node_of_output = {op["outputs"][0]: node for node, op in int8_pass.ops.items()}
@@ -326,7 +380,7 @@ def analyze_layers(model, calibration: Calibration, samples: dataset_lib.Samples
   # RMS of the node's own error in steps of its int8 output (the TFLite debugger's RMSE / scale).
   op_error = {i: math.sqrt(powers[n][1] / powers[n][2]) / int8_pass.twin_of_node[n][2][0]
               for i, n in op_node.items() if n in powers and powers[n][2]}
-  weight_sqnr = [keras_weight_sqnr_db(layer, calibration.per_channel) for layer in layer_objects]
+  weight_sqnr = source.weight_sqnr_db(calibration)
   activation = {i: s for i, s in accumulator.stats.items()
                 if i not in accumulator.skipped and s.count}
   weight_delta = _deltas({i: v for i, v in enumerate(weight_sqnr) if not math.isnan(v)})

@@ -1,9 +1,11 @@
-"""Step 1: export the Keras model with layer-tagged op names and calibrate it once with TFLite."""
+"""Step 1: calibrate once with TensorFlow Lite: a Keras model exported with layer-tagged op names,
+or a float .tflite as it is."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -101,8 +103,8 @@ def _fully_scoped(tensor_name: str, num_layers: int) -> bool:
   return True
 
 
-def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
-               output_layers: list[int], example: list[np.ndarray]) -> tuple[Node, ...]:
+def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...], input_names: Sequence[str],
+               example: list[np.ndarray], map_layers: Callable) -> tuple[Node, ...]:
   """The calibrated model's ops as `Node`s (layers mapped, MACs per sample).
 
   MACs are counted on the tensors as the interpreter sizes them when it runs `example` (one array
@@ -110,6 +112,14 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
   the Keras input) the calibration size, shapes computed at run time (a reshape ahead of a
   FULLY_CONNECTED) theirs, batch axes created inside the model (SPACE_TO_BATCH_ND of a dilated
   convolution) their real multiple. Divided by the example's batch: MACs per sample.
+
+  Args:
+    calibrated_model, layers: the calibrated model and the layers its ops come from.
+    input_names: its signature's inputs, in the order of `example`.
+    example: one step's inputs.
+    map_layers: `map_layers(ops, names, outputs)` -> per op, the indices of its layers (`ops`:
+      the interpreter's op details; `names`: each op's output tensor name; `outputs`: the
+      signature's output name -> tensor).
 
   Raises:
     ConversionError: the model cannot run on `example`.
@@ -119,29 +129,20 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
   inputs, outputs = _tflite_private.signature_io(interpreter)
   batch_size = int(example[0].shape[0])
   try:
-    for i, array in enumerate(example):
-      interpreter.resize_tensor_input(inputs[f"input_{i}"], array.shape, strict=False)
+    for name, array in zip(input_names, example):
+      interpreter.resize_tensor_input(inputs[name], array.shape, strict=False)
     interpreter.allocate_tensors()
-    for i, array in enumerate(example):
-      interpreter.set_tensor(inputs[f"input_{i}"], array)
+    for name, array in zip(input_names, example):
+      interpreter.set_tensor(inputs[name], array)
     interpreter.invoke()  # sizes the tensors whose shapes are computed at run time
   except (RuntimeError, ValueError) as e:
     raise errors.ConversionError(
         f"LiteRT could not run the calibrated model on inputs of shapes "
         f"{[a.shape for a in example]}, needed to count its MACs: {e}") from e
   options = _tflite_private.builtin_options(calibrated_model)
-  output_tensor_to_layer = {outputs[f"output_{i}"]: layer
-                            for i, layer in enumerate(output_layers)
-                            if f"output_{i}" in outputs and layer >= 0}
   ops = _tflite_private.ops(interpreter)
   names = [_tflite_private.tensor_name(interpreter, op["outputs"][0]) for op in ops]
-  mapped = layer_mapping.map_ops(names, [op["outputs"][0] for op in ops], output_tensor_to_layer,
-                                 len(layers))
-  for i, (op, name) in enumerate(zip(ops, names)):
-    if op["outputs"][0] not in output_tensor_to_layer and not _fully_scoped(name, len(layers)):
-      # Part of this (fused) op comes from no layer scope we set, so its output is not any one
-      # layer's output: leave it unmapped (reported) rather than attribute it to the rest.
-      mapped[i] = []
+  mapped = map_layers(ops, names, outputs)
 
   def shape(tensor: int) -> tuple[int, ...]:
     return tuple(_tflite_private.tensor_details(interpreter, tensor)["shape"]) if tensor >= 0 else ()
@@ -154,6 +155,25 @@ def read_nodes(calibrated_model: bytes, layers: tuple[LayerRef, ...],
                       layers=tuple(layers[i].name for i in indices),
                       macs=int(macs) // batch_size))
   return tuple(nodes)
+
+
+def _keras_layer_map(output_layers: list[int], num_layers: int) -> Callable:
+  """`read_nodes`' `map_layers` for a model exported by `scoped_function`: the layer scopes in
+  each op's name (`layer_mapping`), model outputs through the signature's output order."""
+
+  def map_layers(ops, names, outputs):
+    output_tensor_to_layer = {outputs[f"output_{i}"]: layer
+                              for i, layer in enumerate(output_layers)
+                              if f"output_{i}" in outputs and layer >= 0}
+    mapped = layer_mapping.map_ops(names, [op["outputs"][0] for op in ops],
+                                   output_tensor_to_layer, num_layers)
+    for i, (op, name) in enumerate(zip(ops, names)):
+      if op["outputs"][0] not in output_tensor_to_layer and not _fully_scoped(name, num_layers):
+        # Part of this (fused) op comes from no layer scope we set, so its output is not any one
+        # layer's output: leave it unmapped (reported) rather than attribute it to the rest.
+        mapped[i] = []
+    return mapped
+  return map_layers
 
 
 def _select_tf_op_layers(function, layers: tuple[LayerRef, ...]) -> list[str]:
@@ -200,13 +220,8 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
   start = time.perf_counter()
   specs = dataset_lib.model_input_specs(model)
   layers = tuple(model_graph.flatten_layers(model))
-  generator = samples.tflite_generator()
 
-  def representative_dataset():
-    with Progress(samples.num_samples, "calibration", enabled=verbose) as bar:
-      for sample in generator():
-        yield sample
-        bar.update()
+  representative_dataset = _with_progress(samples, verbose)
   function = None
   try:
     function = scoped_function(model, specs)
@@ -230,7 +245,45 @@ def calibrate(model, samples: dataset_lib.Samples, *, per_channel: bool = True,
         f"{str(e)[:2000]}") from e
   calibrated = _tflite_private.with_signature(
       calibrated, [s.name for s in specs], [f"output_{i}" for i in range(len(function.outputs))])
-  nodes = read_nodes(calibrated, layers, _output_layers(model), samples.example())
+  nodes = read_nodes(calibrated, layers, [s.name for s in specs], samples.example(),
+                     _keras_layer_map(_output_layers(model), len(layers)))
   return Calibration(calibrated_model=bytes(calibrated), per_channel=bool(per_channel),
                      layers=layers, nodes=nodes, input_names=tuple(s.name for s in specs),
+                     seconds=time.perf_counter() - start)
+
+
+def _with_progress(samples: dataset_lib.Samples, verbose: bool):
+  """`samples` as a `representative_dataset` callable, with a progress bar."""
+  generator = samples.tflite_generator()
+
+  def representative_dataset():
+    with Progress(samples.num_samples, "calibration", enabled=verbose) as bar:
+      for sample in generator():
+        yield sample
+        bar.update()
+  return representative_dataset
+
+
+def calibrate_tflite(model: bytes, layers: tuple[LayerRef, ...], input_names: Sequence[str],
+                     samples: dataset_lib.Samples, *, per_channel: bool = True,
+                     verbose: bool = False) -> Calibration:
+  """Calibrates a float .tflite once on `samples` with TensorFlow's calibrator.
+
+  Args:
+    model: the float model, prepared for TensorFlow's calibrator (`float_tflite.prepare`), with
+      one signature.
+    layers: one per op of `model`, in op order (the op at position i is layer i).
+    input_names: its signature's inputs, in the order of its subgraph inputs.
+    samples, per_channel, verbose: as for `calibrate`.
+
+  Raises:
+    UnsupportedModelError: a custom op without a registered kernel (named).
+    ConversionError: the calibrator or LiteRT failed on the model.
+  """
+  start = time.perf_counter()
+  calibrated = _tflite_private.calibrate_model(model, _with_progress(samples, verbose))
+  nodes = read_nodes(calibrated, layers, input_names, samples.example(),
+                     lambda ops, names, outputs: [[int(op["index"])] for op in ops])
+  return Calibration(calibrated_model=calibrated, per_channel=bool(per_channel), layers=layers,
+                     nodes=nodes, input_names=tuple(input_names),
                      seconds=time.perf_counter() - start)

@@ -15,10 +15,9 @@ import os
 from typing import Any, Optional, Sequence
 
 from tfq_mixed import errors
-from tfq_mixed import model_graph
 from tfq_mixed import precisions
 from tfq_mixed.qtyping import (FLOAT_BITS_PER_MAC, INT8_BITS_PER_MAC, BudgetKind, Fallback,
-                               LayerStats, Node, Precision, Ranker, Selection)
+                               LayerRef, LayerStats, Node, Precision, Ranker, Selection)
 
 SCHEMA_VERSION = 3
 """The config format this version writes; `SCHEMA_HISTORY` says what each version changed."""
@@ -430,9 +429,8 @@ def load_config(config: Any) -> SelectiveQuantizationConfig:
       f"{type(config).__name__}.")
 
 
-def check_matches(keras_model, config: SelectiveQuantizationConfig) -> None:
-  """Raises ConfigError naming the first layer where `config` and `keras_model` differ."""
-  layers = model_graph.flatten_layers(keras_model)
+def check_matches(layers: Sequence[LayerRef], config: SelectiveQuantizationConfig) -> None:
+  """Raises ConfigError naming the first layer where `config` and the model's `layers` differ."""
   for position, (ref, (name, layer_type)) in enumerate(zip(layers, config.layers)):
     if (ref.name, ref.layer_type) != (name, layer_type):
       raise errors.ConfigError(

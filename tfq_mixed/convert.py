@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import tensorflow as tf
 
 from tfq_mixed import _tflite_private
 from tfq_mixed import analyzer
-from tfq_mixed import calibrator
 from tfq_mixed import config as config_lib
 from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
-from tfq_mixed import model_graph
 from tfq_mixed import precisions
 from tfq_mixed import propagation
 from tfq_mixed import qtyping
 from tfq_mixed import segments
+from tfq_mixed import sources
 from tfq_mixed import writer
 from tfq_mixed.qtyping import (Fallback, LayerStats, Ranker, check_bool, check_budget,
                                check_positive_int, check_random_state)
@@ -33,32 +32,31 @@ took 1.2 GiB more peak memory than plain TFLite conversion (benchmarks/results/m
 """
 
 
-def _pass_batch_size(keras_model, samples: dataset_lib.Samples, batch_size: int) -> int:
+def _pass_batch_size(source, samples: dataset_lib.Samples, batch_size: int) -> int:
   """`batch_size`, lowered so one step's layer outputs fit `ANALYSIS_MEMORY_BUDGET_BYTES` (a
   model with a fixed batch axis takes exactly its batch)."""
   if samples.fixed_batch:
     return samples.fixed_batch
-  per_sample = model_graph.output_bytes_per_sample(keras_model,
-                                                   [a.shape[1:] for a in samples.arrays])
+  per_sample = source.output_bytes_per_sample([a.shape[1:] for a in samples.arrays])
   return max(1, min(batch_size, ANALYSIS_MEMORY_BUDGET_BYTES // max(per_sample, 1)))
 
 
-def _prepare(keras_model, representative_dataset, per_channel, max_samples):
-  options = AnalysisOptions(per_channel=per_channel,
-                            max_samples=dataset_lib._check_max_samples(max_samples))  # pylint: disable=protected-access
-  model_graph.check_model(keras_model)  # Fail here, not deep inside TensorFlow.
-  samples = dataset_lib.load_samples(representative_dataset,
-                                     dataset_lib.model_input_specs(keras_model), max_samples)
-  return options, samples
+def _options(per_channel, max_samples) -> AnalysisOptions:
+  return AnalysisOptions(per_channel=per_channel,
+                         max_samples=dataset_lib._check_max_samples(max_samples))  # pylint: disable=protected-access
 
 
-def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
+def analyze(model, representative_dataset, *, per_channel: bool = True,
             max_samples: int = dataset_lib.DEFAULT_MAX_SAMPLES,
-            batch_size: int = analyzer.DEFAULT_BATCH_SIZE, verbose: bool = False) -> Analysis:
+            batch_size: int = analyzer.DEFAULT_BATCH_SIZE, verbose: bool = False,
+            custom_op_registerers: Sequence = ()) -> Analysis:
   """Calibrates once and measures every layer's quantization sensitivity (two inference passes).
 
   Args:
-    keras_model: a functional or Sequential Keras model (nested models are flattened).
+    model: the float model: a functional or Sequential Keras model (nested models are
+      flattened; its layers are the layer calls); a float .tflite, as a path or its bytes (its
+      layers are its ops; fp16 weights are folded to float32 first); a SavedModel folder
+      (converted to a float .tflite by TFLiteConverter); or a .keras/.h5 path.
     representative_dataset: a callable returning an iterable of input lists (the TFLiteConverter
       convention), a `tf.data.Dataset` of batched inputs, or a NumPy array of samples. No labels.
     per_channel: per-output-channel weight scales (default) or per-tensor.
@@ -66,6 +64,9 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
     batch_size: at most this many samples per step of the two passes; lowered for large models
       so that one step's layer outputs stay within `ANALYSIS_MEMORY_BUDGET_BYTES` (256 MiB).
     verbose: show progress bars.
+    custom_op_registerers: kernels for a .tflite's custom ops (symbol names or functions taking a
+      `tflite::MutableOpResolver*`, as for ai_edge_litert's `InterpreterWithCustomOps`); loaded
+      by every calibrator and interpreter of this process from then on.
 
   Returns:
     An `Analysis`; call `.quantize(ratio)` on it as often as needed.
@@ -73,45 +74,48 @@ def analyze(keras_model, representative_dataset, *, per_channel: bool = True,
   Raises:
     InvalidArgumentError, InvalidTypeError: a bad argument (checked before any work).
     DatasetError: the samples are empty, malformed or do not fit the model's inputs.
-    UnsupportedModelError: not a functional/Sequential model, or one needing Select TF ops.
+    UnsupportedModelError: not a functional/Sequential model, one needing Select TF ops, an
+      already quantized .tflite, or one with custom ops no registerer provides (named).
     ConversionError: TensorFlow Lite failed to convert or quantize the model.
   """
   batch_size = check_positive_int(batch_size, "batch_size")
-  options, samples = _prepare(keras_model, representative_dataset, per_channel, max_samples)
+  options = _options(per_channel, max_samples)
+  source = sources.load(model, custom_op_registerers)  # Fail here, not deep inside TensorFlow.
+  samples = dataset_lib.load_samples(representative_dataset, source.input_specs(), max_samples)
   # 1. Calibrate once.
-  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
-                                     verbose=verbose)
+  calibration = source.calibrate(samples, per_channel=options.per_channel, verbose=verbose)
   # 2. Compare float and int8 outputs per Keras layer: the int8 model, with a float twin beside
   #    each int8 op for the noise it adds by itself.
   twin_model, twins = _tflite_private.layerwise_twins(calibration.calibrated_model,
                                                       per_channel=options.per_channel)
-  layers = analyzer.analyze_layers(keras_model, calibration, samples, twin_model, twins,
-                                   batch_size=_pass_batch_size(keras_model, samples, batch_size),
+  layers = analyzer.analyze_layers(source, calibration, samples, twin_model, twins,
+                                   batch_size=_pass_batch_size(source, samples, batch_size),
                                    verbose=verbose)
   # 2b. Carry each node's own noise to the model output with the gains the two passes measured.
   op_inputs = segments.op_inputs(calibration.calibrated_model)
   layers = propagation.with_output_noise_shares(layers, calibration.nodes, op_inputs)
-  return Analysis(keras_model.name, calibration, layers, options, samples.num_samples,
+  return Analysis(source.name, calibration, layers, options, samples.num_samples,
                   precisions.int8_unsupported(calibration.nodes, twin_model, twins), op_inputs,
                   samples)
 
 
-def convert(keras_model, representative_dataset, ratio: Optional[float] = None, *,
+def convert(model, representative_dataset, ratio: Optional[float] = None, *,
             max_latency: Optional[float] = None, max_size: Optional[float] = None,
             min_output_sqnr_db: Optional[float] = None,
             evaluate: Optional[Callable[[bytes], float]] = None, max_drop: Optional[float] = None,
             fallback: "Fallback | str" = Fallback.AUTO, threads: int = 1,
             per_channel: bool = True, ranker: "Ranker | str" = Ranker.QUANTUNE,
             random_state: int = 0, max_samples: int = dataset_lib.DEFAULT_MAX_SAMPLES,
-            verbose: bool = False, gpu_compatible: bool = False) -> Result:
-  """Mixed-precision TFLite model from a Keras model and unlabelled samples (QuantuneV2).
+            verbose: bool = False, gpu_compatible: bool = False,
+            custom_op_registerers: Sequence = ()) -> Result:
+  """Mixed-precision TFLite model from a float model and unlabelled samples (QuantuneV2).
 
   Calibrates once, measures every layer's sensitivity from one float and one int8 pass, then gives
   each node the cheapest precision (static int8, dynamic_int8 or float) for the output noise it
   removes, within one budget (see `Analysis.quantize`).
 
   Args:
-    keras_model: a functional or Sequential Keras model.
+    model: a Keras model, a float .tflite (path or bytes) or a SavedModel folder (see `analyze`).
     representative_dataset: see `analyze`.
     ratio: share of MACs in static int8 (default 0.9 when no other budget is given); 1.0 is the
       plain full-int8 model, 0.0 the float model.
@@ -125,6 +129,7 @@ def convert(keras_model, representative_dataset, ratio: Optional[float] = None, 
     max_samples: read at most this many samples.
     verbose: show progress bars.
     gpu_compatible: a model for the TFLite GPU delegate (see `Analysis.quantize`).
+    custom_op_registerers: see `analyze`.
 
   Returns:
     A `Result`: `.tflite`, `.int8_mac_ratio`, `.layer_precisions`, `.config`, `.save(directory)`.
@@ -148,16 +153,17 @@ def convert(keras_model, representative_dataset, ratio: Optional[float] = None, 
   check_random_state(random_state)
   check_bool(gpu_compatible, "gpu_compatible")
   check_positive_int(threads, "threads")
-  analysis = analyze(keras_model, representative_dataset, per_channel=per_channel,
-                     max_samples=max_samples, verbose=verbose)
+  analysis = analyze(model, representative_dataset, per_channel=per_channel,
+                     max_samples=max_samples, verbose=verbose,
+                     custom_op_registerers=custom_op_registerers)
   return analysis.quantize(ratio, ranker, max_latency=max_latency, max_size=max_size,
                            min_output_sqnr_db=min_output_sqnr_db, evaluate=evaluate,
                            max_drop=max_drop, fallback=fallback, threads=threads,
                            random_state=random_state, gpu_compatible=gpu_compatible)
 
 
-def apply_config(keras_model, representative_dataset, config: Any, *,
-                 verbose: bool = False) -> Result:
+def apply_config(model, representative_dataset, config: Any, *, verbose: bool = False,
+                 custom_op_registerers: Sequence = ()) -> Result:
   """Rebuilds the mixed `.tflite` a saved config describes (same model, data: same bytes).
 
   Calibrates once and quantizes with the config's float nodes; no analysis pass. The config is
@@ -170,13 +176,13 @@ def apply_config(keras_model, representative_dataset, config: Any, *,
       `float_nodes` build (the message names the field).
   """
   config = config_lib.load_config(config)
-  model_graph.check_model(keras_model)
-  config_lib.check_matches(keras_model, config)
-  options, samples = _prepare(keras_model, representative_dataset,
-                              config.options.get("per_channel", True),
-                              config.options.get("max_samples", dataset_lib.DEFAULT_MAX_SAMPLES))
-  calibration = calibrator.calibrate(keras_model, samples, per_channel=options.per_channel,
-                                     verbose=verbose)
+  source = sources.load(model, custom_op_registerers)
+  config_lib.check_matches(source.layers, config)
+  options = _options(config.options.get("per_channel", True),
+                     config.options.get("max_samples", dataset_lib.DEFAULT_MAX_SAMPLES))
+  samples = dataset_lib.load_samples(representative_dataset, source.input_specs(),
+                                     options.max_samples)
+  calibration = source.calibrate(samples, per_channel=options.per_channel, verbose=verbose)
   known = {n.name for n in calibration.nodes}
   unknown = [n for n in config.float_nodes if n not in known]
   if unknown:

@@ -64,15 +64,17 @@ class Graph:
 
 
 def read_graph(calibrated_model: bytes, nodes: Sequence[Node],
-               producers: Mapping[int, tuple[int, ...]], example: Sequence[np.ndarray]) -> Graph:
-  """The `Graph` of a calibrated model, its tensors sized by running `example` (one sample)."""
+               producers: Mapping[int, tuple[int, ...]], input_names: Sequence[str],
+               example: Sequence[np.ndarray]) -> Graph:
+  """The `Graph` of a calibrated model, its tensors sized by running `example` (one sample per
+  signature input `input_names`)."""
   interpreter = _tflite_private.make_interpreter(calibrated_model, builtin_only=True)
   inputs, outputs = _tflite_private.signature_io(interpreter)
-  for i, array in enumerate(example):
-    interpreter.resize_tensor_input(inputs[f"input_{i}"], array[:1].shape, strict=False)
+  for name, array in zip(input_names, example):
+    interpreter.resize_tensor_input(inputs[name], array[:1].shape, strict=False)
   interpreter.allocate_tensors()
-  for i, array in enumerate(example):
-    interpreter.set_tensor(inputs[f"input_{i}"], array[:1])
+  for name, array in zip(input_names, example):
+    interpreter.set_tensor(inputs[name], array[:1])
   interpreter.invoke()
   ops = {op["index"]: op for op in _tflite_private.ops(interpreter)}
   size = lambda t: int(np.prod(_tflite_private.tensor_details(interpreter, t)["shape"]))
@@ -108,7 +110,7 @@ class Sizes:
     total = self.int8_bytes
     for node, sizes in self.bytes.items():
       if node in floating:
-        total += sizes.get(precision.get(node, FLOAT), sizes[FLOAT]) - sizes[INT8]
+        total += sizes.get(precision.get(node, FLOAT), sizes.get(FLOAT, 0)) - sizes.get(INT8, 0)
     return total
 
 

@@ -14,6 +14,7 @@ takes the last point that fits it (`Walk`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Mapping, Optional, Sequence
 
 from tfq_mixed import costs as costs_lib
@@ -126,6 +127,7 @@ class Walk:
     self.measure = measure
     self.cost_step = cost_step
     self.tie_break = tie_break
+    self.start = dict(start)
     self._names = {n.index: n.name for n in graph.nodes}
     self._floor = 1e-9 * max(noise.full_int8(), 1e-30)
     self.forbidden: set[tuple[int, Precision]] = set()
@@ -210,6 +212,25 @@ class Walk:
     move is left."""
     while not self.done and self._reach <= limit and not (until and until()):
       self._step()
+
+  @functools.cached_property
+  def top(self) -> tuple[Point, float]:
+    """(point, measured output SQNR) of every movable node at its highest rung (float where it
+    may be): the candidate beside the walk that the walk may not reach through points measuring
+    worse (ops whose int8 errors partly cancel), and the best model where it is also the cheapest
+    (small models whose float ops are faster than their int8 ones)."""
+    precision = dict(self.start)
+    for node, ladder in self.allowed.items():
+      reachable, frontier = set(), [INT8]
+      while frontier:
+        for target in ladder.get(frontier.pop(), ()):
+          if target not in reachable:
+            reachable.add(target)
+            frontier.append(target)
+      if reachable:
+        precision[node] = FLOAT if FLOAT in reachable else DYNAMIC
+    point = self._point(precision)
+    return point, self.measure(point)
 
   def select(self, budget: float) -> int:
     """The last kept point whose cost fits `budget`, the walk extended past it; -1 if none."""

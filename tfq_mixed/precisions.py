@@ -16,6 +16,7 @@ and QUANTIZE and DEQUANTIZE ops only convert between precisions: neither is give
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -58,12 +59,51 @@ def align_ops(nodes: Sequence[Node], interpreter,
   quantized_ops = [op for op in all_ops
                    if op["op_name"] not in QDQ_OPS and op["outputs"][0] not in twin_outputs]
   float_nodes = [n for n in nodes if n.op_type not in QDQ_OPS]
-  if [n.op_type for n in float_nodes] != [op["op_name"] for op in quantized_ops]:
-    by_name = {}
-    for op in quantized_ops:
-      by_name.setdefault(_tflite_private.tensor_name(interpreter, op["outputs"][0]), op)
-    return {n.index: by_name[n.name] for n in float_nodes if n.name in by_name}
-  return {n.index: op for n, op in zip(float_nodes, quantized_ops)}
+  if len(float_nodes) == len(quantized_ops) and all(
+      op["op_name"] in (n.op_type, _REWRITTEN.get(n.op_type))
+      for n, op in zip(float_nodes, quantized_ops)):
+    return {n.index: op for n, op in zip(float_nodes, quantized_ops)}
+  name = lambda tensor: _tflite_private.tensor_name(interpreter, tensor)
+  by_name = {}
+  for op in quantized_ops:
+    by_name.setdefault(name(op["outputs"][0]), op)
+  # In a twin model the float twin keeps the op's name and the int8 op gets a new one.
+  producer = {op["outputs"][0]: op for op in quantized_ops}
+  for output, reference in (twins or {}).items():
+    if output in producer:
+      by_name.setdefault(name(reference), producer[output])
+  # An op the quantizer fused with a neighbour (a PAD into a DEPTHWISE_CONV_2D) is named after
+  # both, their names joined by ';': a node is that op if all its name's parts are in the op's.
+  by_part: dict[str, list] = {}
+  for op_name, op in by_name.items():
+    for part in op_name.split(";"):
+      by_part.setdefault(part, []).append((set(op_name.split(";")), op))
+  aligned = {}
+  for n in float_nodes:
+    if n.name in by_name:
+      aligned[n.index] = by_name[n.name]
+      continue
+    parts = set(n.name.split(";"))
+    found = [op for names, op in by_part.get(n.name.split(";")[0], []) if parts <= names]
+    if found:
+      aligned[n.index] = found[0]
+  # The rest (an output op the quantizer renamed) by their place in the op sequence.
+  taken = {op["index"] for op in aligned.values()}
+  matcher = difflib.SequenceMatcher(
+      None, [_REWRITTEN.get(n.op_type, n.op_type) for n in float_nodes],
+      [op["op_name"] for op in quantized_ops], autojunk=False)
+  for block in matcher.get_matching_blocks():
+    for k in range(block.size):
+      node, op = float_nodes[block.a + k], quantized_ops[block.b + k]
+      if node.index not in aligned and op["index"] not in taken:
+        aligned[node.index] = op
+        taken.add(op["index"])
+  return aligned
+
+
+_REWRITTEN = {"STRIDED_SLICE": "SLICE"}
+"""Ops TensorFlow's quantizer may replace by an equivalent one (a STRIDED_SLICE with unit strides
+becomes a SLICE)."""
 
 
 def _is_quantized(details: dict) -> bool:

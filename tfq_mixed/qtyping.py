@@ -45,6 +45,14 @@ class Ranker(str, enum.Enum):
           f"{', '.join(repr(r.value) for r in cls)}.") from None
 
 
+class SourceKind(str, enum.Enum):
+  """What the float model was given as (`sources.load`)."""
+
+  KERAS = "keras"  # a keras.Model: layers are the flattened layer calls
+  TFLITE = "tflite"  # a float .tflite: layers are its ops
+  SAVED_MODEL = "saved_model"  # a SavedModel, converted to a float .tflite first
+
+
 class Precision(str, enum.Enum):
   """What a TFLite op computes in (read from the built model, see `precisions`)."""
 

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import logging
+import re
 import warnings
 from typing import Sequence
 
@@ -104,6 +105,84 @@ def calibrate_only(converter: tf.lite.TFLiteConverter) -> bytes:
     return converter.convert()
 
 
+_custom_op_registerers: tuple = ()
+
+
+def add_custom_op_registerers(registerers: Sequence) -> None:
+  """Kernels for custom ops, loaded from now on by every calibrator and LiteRT interpreter of this
+  process: symbol names or functions taking a `tflite::MutableOpResolver*` (as int), the
+  convention of TensorFlow's calibrator and ai_edge_litert's `InterpreterWithCustomOps`."""
+  global _custom_op_registerers
+  for registerer in registerers:
+    if not (isinstance(registerer, str) or callable(registerer)):
+      raise errors.InvalidTypeError(
+          "Each custom op registerer must be a symbol name (str) or a function taking a "
+          f"MutableOpResolver pointer. Received: {registerer!r}.")
+    if registerer not in _custom_op_registerers:
+      _custom_op_registerers += (registerer,)
+
+
+def custom_op_registerers() -> tuple:
+  """The registerers `add_custom_op_registerers` was given."""
+  return _custom_op_registerers
+
+
+_UNRESOLVED = re.compile(r"unresolved custom ops?: \[?([^\]\n]*)\]?")
+
+
+def calibrate_model(model: bytes, representative_dataset) -> bytes:
+  """A float .tflite with TensorFlow's calibration statistics: what `TFLiteConverter` runs before
+  `mlir_quantize` (`tensorflow/lite/python/optimize/calibrator.py`, with the intermediate tensors
+  fused LSTMs need), on a .tflite instead of a TensorFlow graph.
+
+  Raises:
+    UnsupportedModelError: the model has custom ops without a registered kernel (named).
+    ConversionError: the calibrator failed otherwise (its native log attached).
+  """
+  from tensorflow.lite.python.optimize import calibrator as _calibrator  # pylint: disable=g-import-not-at-top
+  by_name = [r for r in _custom_op_registerers if isinstance(r, str)]
+  by_function = [r for r in _custom_op_registerers if not isinstance(r, str)]
+  native_log: list = []
+  try:
+    with _native_output.captured(native_log), warnings.catch_warnings():
+      warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+      prepared = _calibrator.add_intermediate_tensors(model)
+      return bytes(_calibrator.Calibrator(prepared, by_name, by_function).calibrate(
+          representative_dataset))
+  except errors.TfqMixedError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    text = f"{e} {''.join(native_log)}"
+    missing = _UNRESOLVED.search(text)
+    if missing:
+      raise errors.UnsupportedModelError(
+          f"TensorFlow's calibrator has no kernel for the custom op(s) {missing.group(1).strip()} "
+          "of this model. Pass `custom_op_registerers` that register them, or export the model "
+          "without them.") from None
+    raise errors.ConversionError(
+        f"TensorFlow's calibrator failed on the float model: {type(e).__name__}: {str(e)[:2000]}"
+        f"\n{''.join(native_log)[-4000:]}") from e
+
+
+def restore_custom_op_versions(quantized: bytes, reference: bytes) -> bytes:
+  """`quantized` with its custom operator codes at `reference`'s versions.
+
+  TensorFlow's quantizer writes every custom op code as version 1; a runtime registering its
+  kernels at another version (MediaPipe: 2) then reports "unresolved custom op".
+  """
+  versions = {code.customCode: code.version for code in model_object(reference).operatorCodes
+              if code.customCode}
+  if not versions:
+    return quantized
+  obj = model_object(quantized)
+  changed = False
+  for code in obj.operatorCodes:
+    if code.customCode in versions and code.version != versions[code.customCode]:
+      code.version = versions[code.customCode]
+      changed = True
+  return model_bytes(obj) if changed else quantized
+
+
 def set_per_channel(converter: tf.lite.TFLiteConverter, per_channel: bool) -> None:
   """Per-channel (TFLite's default) or per-tensor weight scales in a converter's quantization."""
   converter._experimental_disable_per_channel = not per_channel  # pylint: disable=protected-access
@@ -140,7 +219,8 @@ def quantize(calibrated_model: bytes, *, per_channel: bool,
     raise errors.ConversionError(
         f"TensorFlow Lite failed to quantize the calibrated model: {e}\n"
         f"{''.join(native_log)[-4000:]}") from e
-  return bytes(_lite._deduplicate_readonly_buffers(model))  # pylint: disable=protected-access
+  model = bytes(_lite._deduplicate_readonly_buffers(model))  # pylint: disable=protected-access
+  return restore_custom_op_versions(model, calibrated_model)
 
 
 NUMERIC_VERIFY_OP = "NumericVerify"
@@ -239,11 +319,15 @@ def make_interpreter(model: bytes, *, preserve_all_tensors: bool = False,
   if preserve_all_tensors if builtin_only is None else builtin_only:
     kwargs["experimental_op_resolver_type"] = (
         litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  interpreter_class = litert.Interpreter
+  if _custom_op_registerers:
+    interpreter_class = litert.InterpreterWithCustomOps
+    kwargs["custom_op_registerers"] = list(_custom_op_registerers)
   with warnings.catch_warnings():
     # The warning says preserving all tensors costs memory; we keep one batch at a time.
     warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-    return litert.Interpreter(model_content=model, num_threads=num_threads,
-                              experimental_preserve_all_tensors=preserve_all_tensors, **kwargs)
+    return interpreter_class(model_content=model, num_threads=num_threads,
+                             experimental_preserve_all_tensors=preserve_all_tensors, **kwargs)
 
 
 def ops(interpreter: litert.Interpreter) -> list[dict]:

@@ -13,9 +13,9 @@ from absl import flags
 
 MODEL = flags.DEFINE_string(
     "model", None,
-    "Keras model to quantize: a .keras file (or legacy .h5), or a TensorFlow SavedModel folder. A "
-    "SavedModel has no Keras layers, so it is analysed as a single layer; save the model as .keras "
-    "for a per-layer choice.")
+    "Float model to quantize: a Keras .keras file (or legacy .h5), a float .tflite (fp16 weights "
+    "are fine), or a TensorFlow SavedModel folder (converted to a float .tflite by "
+    "TFLiteConverter). A .tflite's layers are its ops.")
 CALIBRATION = flags.DEFINE_string(
     "calibration", None,
     "Calibration samples, no labels needed: a folder of images (JPEG, PNG, ...; or one subfolder "
@@ -78,33 +78,26 @@ def budget_line(result) -> str:
 
 
 def load_model(path: str):
-  """A Keras model from a .keras/.h5 file, or a SavedModel folder wrapped as one Keras layer."""
-  import keras  # pylint: disable=g-import-not-at-top
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No model at --model={path!r}. Pass a .keras file or a SavedModel folder.")
-  if os.path.isdir(path):
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-      raise ValueError(f"--model={path!r} is a folder without saved_model.pb, so it is not a "
-                       "SavedModel. Pass a .keras file or a SavedModel folder.")
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    endpoint = "serve" if "serve" in tf.saved_model.load(path).signatures else "serving_default"
-    layer = keras.layers.TFSMLayer(path, call_endpoint=endpoint)
-    signature = tf.saved_model.load(path).signatures[endpoint]
-    spec = [s for s in signature.structured_input_signature[1].values()][0]
-    inputs = keras.Input(tuple(spec.shape[1:]), dtype=spec.dtype.name)
-    outputs = layer(inputs)
-    if isinstance(outputs, dict):
-      outputs = outputs[sorted(outputs)[0]]
-    print(f"warning: {path} is a SavedModel: Keras cannot see its layers, so it is analysed as one "
-          "layer. Save the model as .keras for a per-layer choice.", file=sys.stderr)
-    return keras.Model(inputs, outputs, name=os.path.basename(os.path.normpath(path)))
-  return keras.saving.load_model(path, compile=False)
+  """The `sources` Source of --model: a .keras/.h5 file, a float .tflite or a SavedModel folder
+  (converted to a float .tflite; its layers are its ops)."""
+  from tfq_mixed import sources  # pylint: disable=g-import-not-at-top
+  return sources.load(path)
+
+
+def float_outputs(model, inputs):
+  """The float model's first output on `inputs`: Keras' `predict`, or the float .tflite's."""
+  from tfq_mixed.evaluation import scores  # pylint: disable=g-import-not-at-top
+  if model.kind == "keras":
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    return np.asarray(model.model.predict(inputs, batch_size=scores.keras_batch_size(model.model),
+                                          verbose=0))
+  return scores.predict(model.model, inputs)
 
 
 def preprocessing_for(model):
   """The image preprocessing of the flags, sized to the model's input unless --image_size is set."""
   from tfq_mixed.demo import images  # pylint: disable=g-import-not-at-top
-  shape = tuple(model.inputs[0].shape)
+  shape = tuple(model.input_specs()[0].shape)
   if len(shape) != 4 or shape[-1] not in (1, 3):
     return None  # not an image model: only .npy samples fit
   size = (IMAGE_SIZE.value, IMAGE_SIZE.value) if IMAGE_SIZE.value else (shape[1], shape[2])
@@ -121,7 +114,7 @@ def load_samples(path: str, model, max_samples: int, verbose: bool = True):
     return images.read_npy(path, max_samples)
   preprocessing = preprocessing_for(model)
   if preprocessing is None:
-    raise ValueError(f"The model's input {tuple(model.inputs[0].shape)} is not an image "
+    raise ValueError(f"The model's input {tuple(model.input_specs()[0].shape)} is not an image "
                      "(height, width, 1 or 3 channels). Pass the samples as a .npy file.")
   return images.read_folder(path, preprocessing, max_images=max_samples, verbose=verbose)
 

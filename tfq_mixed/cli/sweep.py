@@ -52,7 +52,6 @@ def main(argv):
     raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
   cli.quiet_logs()
   ratios = _ratios()
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import tfq_mixed  # pylint: disable=g-import-not-at-top
   from tfq_mixed import files  # pylint: disable=g-import-not-at-top
   from tfq_mixed.demo import images  # pylint: disable=g-import-not-at-top
@@ -69,8 +68,7 @@ def main(argv):
     analysis = tfq_mixed.analyze(model, calibration.images,
                                  per_channel=not _common.PER_TENSOR.value,
                                  max_samples=_common.MAX_SAMPLES.value, verbose=True)
-    float_outputs = np.asarray(model.predict(evaluation.images,
-                                               batch_size=scores.keras_batch_size(model), verbose=0))
+    float_outputs = _common.float_outputs(model, evaluation.images)
     points = sweep.sweep(analysis, evaluation.images, float_outputs, ratios=ratios,
                          labels=evaluation.labels, ranker=_common.RANKER.value,
                          fallback=_common.FALLBACK.value, verbose=True)
