@@ -117,3 +117,20 @@ def test_fallbacks_and_the_gpu_delegate_shape_the_moves():
   assert ladder.moves(ladder.Fallback.FLOAT, True, False) == {INT8: (FLOAT,)}
   # The GPU delegate rejects hybrid ops: never dynamic_int8 with gpu_compatible.
   assert ladder.moves(ladder.Fallback.AUTO, True, True) == {INT8: (FLOAT,)}
+
+
+def test_the_top_is_every_movable_node_at_its_highest_rung():
+  """The walk cannot pass a point that measures worse; its top is measured beside it."""
+  def measure(point):  # c0 float alone hurts; both float is exact
+    return 99.0 if point.noise_left == 0.0 else (
+        -point.noise_left - (10.0 if (0, FLOAT) in point.precision else 0.0))
+  walk = _walk(measure)
+  top, value = walk.top
+  assert top.precisions == {0: FLOAT, 2: FLOAT} and top.noise_left == 0.0 and value == 99.0
+  walk.extend()
+  assert all((0, FLOAT) not in p.precision for p in walk.points)  # the walk never gets there
+  dynamic_only = ladder.Walk(walk.graph, walk.noise, walk.cost,
+                             {0: ladder.moves(ladder.Fallback.DYNAMIC_INT8, True, False),
+                              2: ladder.moves(ladder.Fallback.AUTO, False, False)},
+                             {}, measure=lambda p: 0.0, cost_step=0.0)
+  assert dynamic_only.top[0].precisions == {0: DYNAMIC, 2: FLOAT}

@@ -246,7 +246,8 @@ class Analysis:
       cost = size
     walk = ladder.Walk(graph, self.noise_model, cost, allowed, start, tie_break=tie_break,
                        measure=lambda point: self.output_sqnr_db(self._point_model(point)),
-                       cost_step=ladder.COST_STEP * self._reference_cost(kind, threads))
+                       cost_step=ladder.COST_STEP * self._reference_cost(kind, threads),
+                       float_at_top=sorted(stubborn))
     self._walks[key] = walk
     return walk
 

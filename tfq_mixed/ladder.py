@@ -112,6 +112,8 @@ class Walk:
       the same): a node goes to the dearer rung in it only if that removes `TIE_MARGIN` more
       noise than the cheaper rung, and a dynamic_int8 node does not move on to float (a move that
       is free in the first cost but not in the second).
+    float_at_top: nodes that go float only with every other node of their op type (TensorFlow's
+      quantizer ignores them in `denylisted_nodes`: TRANSPOSE_CONV): float in `top` alone.
   """
 
   def __init__(self, graph: costs_lib.Graph, noise: NoiseModel,
@@ -119,7 +121,8 @@ class Walk:
                allowed: Mapping[int, Mapping[Precision, tuple[Precision, ...]]],
                start: Mapping[int, Precision], measure: Callable[["Point"], float],
                cost_step: float,
-               tie_break: Optional[Callable[[Mapping[int, Precision], set[int]], float]] = None):
+               tie_break: Optional[Callable[[Mapping[int, Precision], set[int]], float]] = None,
+               float_at_top: Sequence[int] = ()):
     self.graph = graph
     self.noise = noise
     self.cost = cost
@@ -128,6 +131,7 @@ class Walk:
     self.cost_step = cost_step
     self.tie_break = tie_break
     self.start = dict(start)
+    self.float_at_top = tuple(float_at_top)
     self._names = {n.index: n.name for n in graph.nodes}
     self._floor = 1e-9 * max(noise.full_int8(), 1e-30)
     self.forbidden: set[tuple[int, Precision]] = set()
@@ -229,6 +233,8 @@ class Walk:
             frontier.append(target)
       if reachable:
         precision[node] = FLOAT if FLOAT in reachable else DYNAMIC
+    if all(p == FLOAT for n, p in precision.items() if n in self.allowed):
+      precision.update({node: FLOAT for node in self.float_at_top})
     point = self._point(precision)
     return point, self.measure(point)
 

@@ -156,3 +156,31 @@ def test_a_failed_profile_is_a_clear_error_never_a_mac_fallback(digits, monkeypa
                      r"LiteRtCompiledModelGetProfiler.*use a MAC \(`ratio`\) or size"):
     analysis.quantize(max_latency=1.1)
   assert analysis.quantize(ratio=0.9).int8_mac_ratio >= 0.9  # other budgets still work
+
+
+def test_the_top_of_the_ladder_where_it_fits_and_measures_best(digits_analysis):
+  from tfq_mixed import costs  # pylint: disable=g-import-not-at-top
+  walk = digits_analysis.walk(costs.CostKind.SIZE)
+  top, top_sqnr = walk.top
+  fits = top.cost / digits_analysis.sizes.int8_bytes
+  result = digits_analysis.quantize(max_size=fits + 0.01)
+  best = max(walk.measured + [top_sqnr])
+  assert result.config.budget["output_sqnr_db"] == pytest.approx(best, abs=1e-4)
+  assert (result.config.budget["point"] == "top") == (top_sqnr > max(walk.measured))
+
+
+def test_ops_without_macs_can_leave_int8_on_their_own(digits_analysis):
+  """The ladder may make an op without MACs (the residual ADD) float while both its inputs stay
+  int8 (in PReLU-heavy models their int8 rounding is much of the noise); it costs no MACs."""
+  from tfq_mixed import costs  # pylint: disable=g-import-not-at-top
+  add = next(n for n in digits_analysis.nodes if n.op_type == "ADD")
+  walk = digits_analysis.walk(costs.CostKind.MACS)
+  assert add.index in walk.allowed
+  point = walk._point({add.index: tfq_mixed.Precision.FLOAT})  # pylint: disable=protected-access
+  assert point.cost == 0
+  from tfq_mixed import precisions  # pylint: disable=g-import-not-at-top
+  read = precisions.node_precisions(digits_analysis.build([add.name]), digits_analysis.nodes)
+  assert read[add.index] == tfq_mixed.Precision.FLOAT
+  assert all(read[i] == tfq_mixed.Precision.INT8
+             for i in digits_analysis.op_inputs[add.index] if i in read)
+

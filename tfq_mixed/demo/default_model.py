@@ -67,8 +67,10 @@ def _sha256(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
-def download_wheel(requirement: str, sha256: str) -> bytes:
+def download_wheel(requirement: str, sha256: Optional[str]) -> bytes:
   """The wheel of `requirement` (e.g. 'foolbox==3.3.4'), fetched by pip without dependencies.
+
+  `sha256` pins the file; None for a wheel built per platform (its contents are checked instead).
 
   Raises:
     OSError: pip could not fetch it (no network, no pip) or the file does not match `sha256`.
@@ -88,7 +90,7 @@ def download_wheel(requirement: str, sha256: str) -> bytes:
       raise OSError(f"pip download {requirement} gave {wheels}; expected one wheel.")
     with open(os.path.join(tmp, wheels[0]), "rb") as f:
       data = f.read()
-  if _sha256(data) != sha256:
+  if sha256 is not None and _sha256(data) != sha256:
     raise OSError(f"{wheels[0]} has SHA-256 {_sha256(data)}; expected {sha256}. The registry served "
                   "a different file than the pinned release: refusing to use it.")
   return data

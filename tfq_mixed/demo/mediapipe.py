@@ -9,18 +9,13 @@ runtime is never installed (its dependencies may clash with TensorFlow 2.21). It
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
-import subprocess
-import sys
 import zipfile
 from typing import Optional, Sequence
 
 import numpy as np
 
 VERSION = "0.10.14"
-CACHE_ENV = "TFQ_MIXED_CACHE"
-"""Environment variable naming the cache folder (default `~/.cache/tfq_mixed`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,33 +58,22 @@ MODELS = {
 }
 
 
-def cache_dir() -> str:
-  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tfq_mixed")
-
-
-def fetch_wheel(directory: Optional[str] = None, timeout: float = 600) -> str:
-  """The path of the mediapipe wheel for this Python, downloaded once into `directory`.
+def fetch_wheel() -> str:
+  """The path of the mediapipe wheel, downloaded once (`default_model.download_wheel`) into the
+  cache folder (`default_model.cache_dir`: $TFQ_MIXED_CACHE, else ~/.cache/tfq_mixed).
 
   Raises:
-    OSError: pip could not download it (offline, no wheel for this platform); the message has
-      pip's own last lines.
+    OSError: pip could not download it (offline, no wheel for this platform).
   """
-  directory = directory or cache_dir()
-  found = sorted(glob.glob(os.path.join(directory, f"mediapipe-{VERSION}-*.whl")))
-  if found:
-    return found[0]
-  os.makedirs(directory, exist_ok=True)
-  command = [sys.executable, "-m", "pip", "download", f"mediapipe=={VERSION}", "--no-deps",
-             "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", directory]
-  try:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-  except (OSError, subprocess.TimeoutExpired) as e:
-    raise OSError(f"Could not run pip to download mediapipe=={VERSION}: {e}") from e
-  found = sorted(glob.glob(os.path.join(directory, f"mediapipe-{VERSION}-*.whl")))
-  if done.returncode != 0 or not found:
-    raise OSError(f"pip could not download mediapipe=={VERSION} into {directory}: "
-                  f"{(done.stderr or done.stdout).strip()[-800:]}")
-  return found[0]
+  from tfq_mixed import files  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.demo import default_model  # pylint: disable=g-import-not-at-top
+  name = f"mediapipe-{VERSION}.whl"
+  path = os.path.join(default_model.cache_dir(), name)
+  if not os.path.isfile(path):
+    # Built per platform: no one hash pins it; `read_models` checks the models are in it.
+    data = default_model.download_wheel(f"mediapipe=={VERSION}", sha256=None)
+    files.save_files(default_model.cache_dir(), {name: data}, overwrite=True)
+  return path
 
 
 def read_models(wheel: str, names: Optional[Sequence[str]] = None) -> dict[str, bytes]:
@@ -102,6 +86,10 @@ def read_models(wheel: str, names: Optional[Sequence[str]] = None) -> dict[str, 
         name = os.path.basename(path)[:-len(".tflite")]
         if names is None or name in names:
           out[name] = archive.read(info)
+  missing = sorted(set(names or MODELS) - set(out))
+  if missing:
+    raise OSError(f"{wheel} has no mediapipe/modules/**/{missing[0]}.tflite: not the "
+                  f"mediapipe=={VERSION} wheel. Delete it to download it again.")
   return dict(sorted(out.items()))
 
 
