@@ -94,10 +94,13 @@ def test_reported_ops_are_exactly_what_the_analyzer_and_rules_say(gated):
 
 
 def test_digits_model_has_no_rejected_op_at_any_ratio(digits_analysis):
+  """Int8 and float ops pass; only dynamic_int8 (hybrid) ops are rejected, and gpu_compatible=True
+  never makes one."""
   for ratio in (1.0, 0.9, 0.0):
-    result = digits_analysis.quantize(ratio)
-    assert result.gpu_incompatible_ops == ()
-    assert result.gpu_compatibility.analyzer_says_compatible
+    for result in (digits_analysis.quantize(ratio, fallback="float"),
+                   digits_analysis.quantize(ratio, gpu_compatible=True)):
+      assert result.gpu_incompatible_ops == ()
+      assert result.gpu_compatibility.analyzer_says_compatible
 
 
 def test_rules_reject_what_the_gpu_delegate_cannot_run():

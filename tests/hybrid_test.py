@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tfq_mixed
 from tfq_mixed import _tflite_private, calibrator, dataset, hybrid, precisions
+from tests.conftest import tflite_outputs
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,25 @@ def test_an_int8_op_is_refused_and_a_small_weight_left_float(every_op):
   assert hybrid.dynamic_quantize_ops(float_model, [op["index"]], report=report) == float_model or (
       report["converted"] == [])
   assert "1024" in report["skipped"][op["index"]]
+
+
+def _float_converter_model(model):
+  """TFLiteConverter's plain float model of the same frozen function (no quantization)."""
+  specs = dataset.model_input_specs(model)
+  return _tflite_private.converter_from_function(
+      calibrator.scoped_function(model, specs)).convert()
+
+
+def test_a_float_transpose_conv_is_float_weights_and_all(every_op):
+  """TF 2.21's quantizer leaves a denylisted TRANSPOSE_CONV with int8 weights (a hybrid op): the
+  float model, ratio 0, must be float everywhere and compute what the plain float model does."""
+  model, samples, analysis = every_op
+  for tflite in (analysis.float_model, analysis.quantize(0.0).tflite):
+    interpreter = _tflite_private.make_interpreter(tflite, builtin_only=True)
+    for op in _tflite_private.ops(interpreter):
+      dtypes = {_tflite_private.tensor_details(interpreter, t)["dtype"]
+                for t in list(op["inputs"]) + list(op["outputs"]) if t >= 0}
+      assert dtypes <= {np.float32, np.int32}, (op["op_name"], dtypes)
+  reference = tflite_outputs(_float_converter_model(model), samples)
+  ours = tflite_outputs(analysis.float_model, samples)
+  np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())

@@ -285,21 +285,77 @@ def dynamic_quantize_ops(model_bytes: bytes, op_indices: Iterable[int], *, subgr
   _raise_min_runtime(model, runtimes)
 
   # 5. Empty float buffers no tensor refers to any more.
-  referenced = {t.buffer for s in model.subgraphs for t in s.tensors}
-  referenced |= {md.buffer for md in (model.metadata or [])}
-  orphans = {b for b in old_buffers if b not in referenced and b > 0}
-  if orphans:  # drop them, renumbering the buffers after them
-    keep = [b for b in range(len(model.buffers)) if b not in orphans]
-    remap = {old: new for new, old in enumerate(keep)}
-    model.buffers = [model.buffers[b] for b in keep]
-    for s in model.subgraphs:
-      for t in s.tensors:
-        t.buffer = remap[t.buffer]
-    for md in model.metadata or []:
-      md.buffer = remap[md.buffer]
+  _drop_orphan_buffers(model, old_buffers)
   if report is not None:
     report["converted"] = converted
     report["skipped"] = skipped
+  return _tflite_private.model_bytes(model)
+
+
+def _drop_orphan_buffers(model, candidates: set[int]) -> None:
+  """Drops the buffers among `candidates` no tensor refers to any more, renumbering the rest."""
+  referenced = {t.buffer for s in model.subgraphs for t in s.tensors}
+  referenced |= {md.buffer for md in (model.metadata or [])}
+  orphans = {b for b in candidates if b not in referenced and b > 0}
+  if not orphans:
+    return
+  keep = [b for b in range(len(model.buffers)) if b not in orphans]
+  remap = {old: new for new, old in enumerate(keep)}
+  model.buffers = [model.buffers[b] for b in keep]
+  for s in model.subgraphs:
+    for t in s.tensors:
+      t.buffer = remap[t.buffer]
+  for md in model.metadata or []:
+    md.buffer = remap[md.buffer]
+
+
+def restore_float_weights(model_bytes: bytes, float_model_bytes: bytes,
+                          op_types: Iterable[str], *, subgraph_index: int = 0) -> bytes:
+  """Returns `model_bytes` with its hybrid ops of `op_types` made float again.
+
+  TensorFlow 2.21's quantizer, told to leave an op type float (`denylisted_ops`, which
+  `writer.build` needs for TRANSPOSE_CONV), still stores that op's weights in int8: a hybrid op,
+  neither the float op asked for nor one XNNPACK runs. Each such weight (an int8 constant read by
+  an op with float32 activations) gets back the float32 data of the tensor of the same name in
+  `float_model_bytes` (the calibrated model), bit for bit; int8 buffers left unused are dropped.
+  """
+  wanted = set(op_types)
+  model = _tflite_private.model_object(model_bytes)
+  sg = model.subgraphs[subgraph_index]
+  reference = _tflite_private.model_object(float_model_bytes)
+  float_tensors = {t.name: t for t in reference.subgraphs[subgraph_index].tensors}
+  uses: dict[int, int] = {}
+  for op in sg.operators:
+    for t in op.inputs:
+      uses[int(t)] = uses.get(int(t), 0) + 1
+  old_buffers = set()
+  for op in sg.operators:
+    code = builtin_code(model, op)
+    if code not in HYBRID_OPS or OP_NAMES.get(code) not in wanted:
+      continue
+    w_pos, _, act_pos = HYBRID_OPS[code]
+    weight = sg.tensors[op.inputs[w_pos]]
+    if sg.tensors[op.inputs[act_pos]].type != TT.FLOAT32 or weight.type != TT.INT8:
+      continue
+    source = float_tensors.get(weight.name)
+    if (source is None or source.type != TT.FLOAT32 or source.buffer <= 0 or
+        list(source.shape) != list(weight.shape)):
+      raise errors.ConversionError(
+          f"The quantizer left {OP_NAMES[code]} weights {weight.name!r} in int8 and the float "
+          "model has no float32 tensor of that name and shape to restore them from.")
+    buf = schema.BufferT()
+    buf.data = np.array(reference.buffers[source.buffer].data, np.uint8)
+    model.buffers.append(buf)
+    target = op.inputs[w_pos]
+    if uses[int(target)] > 1:  # other ops read the int8 weights: give this one a float copy
+      sg.tensors.append(copy.deepcopy(weight))
+      target = op.inputs[w_pos] = len(sg.tensors) - 1
+    restored = sg.tensors[target]
+    old_buffers.add(restored.buffer)
+    restored.type, restored.buffer, restored.quantization = TT.FLOAT32, len(model.buffers) - 1, None
+  if not old_buffers:
+    return model_bytes
+  _drop_orphan_buffers(model, old_buffers)
   return _tflite_private.model_bytes(model)
 
 

@@ -122,6 +122,9 @@ class Result:
     if self.unmapped_nodes:
       head += "\nunmapped TFLite ops (no layer named; never attributed): " + ", ".join(
           f"{n.op_type}:{n.name}" for n in self.unmapped_nodes)
+    if self.config.options.get("gpu_compatible"):
+      head += ("\ngpu_compatible: no node dynamic_int8 (the GPU delegate rejects hybrid ops); the "
+               "nodes it rejects in int8 but not in float kept float first")
     head += "\n" + self.gpu_compatibility.summary()
     return head + "\n" + report.render(self.report_rows(), limit)
 

@@ -77,8 +77,9 @@ def build(calibration: calibrator.Calibration, float_nodes: Sequence[str],
   TensorFlow's quantizer (`mlir_quantize`) with the float nodes denylisted, then the dynamic nodes'
   float weights made int8 (`hybrid.dynamic_quantize_ops`, as the converter's dynamic-range mode
   stores them). TensorFlow 2.21's quantizer ignores some ops in `denylisted_nodes` (TRANSPOSE_CONV):
-  where every node of such a type is to be float, the type is denylisted as a whole; where only
-  some are, they stay int8 (`stubborn_nodes`), and the built model, read back, says so.
+  where every node of such a type is to be float, the type is denylisted as a whole (and the int8
+  weights the quantizer still gives it are restored to float, `hybrid.restore_float_weights`);
+  where only some are, they stay int8 (`stubborn_nodes`), and the built model, read back, says so.
   """
   tflite = _tflite_private.quantize(calibration.calibrated_model,
                                     per_channel=calibration.per_channel,
@@ -91,6 +92,8 @@ def build(calibration: calibrator.Calibration, float_nodes: Sequence[str],
     tflite = _tflite_private.quantize(calibration.calibrated_model,
                                       per_channel=calibration.per_channel,
                                       denylisted_nodes=float_nodes, denylisted_ops=whole_types)
+    # ... which stores their weights in int8 all the same: made float again.
+    tflite = hybrid.restore_float_weights(tflite, calibration.calibrated_model, whole_types)
   if not dynamic_nodes:
     return tflite
   interpreter = _tflite_private.make_interpreter(tflite, builtin_only=True)

@@ -83,6 +83,14 @@ def test_fallbacks_and_the_gpu_delegate(digits_analysis):
   gpu = digits_analysis.quantize(max_size=2.0, gpu_compatible=True)
   assert tfq_mixed.Precision.DYNAMIC_INT8 not in gpu.node_precisions.values()
   assert gpu.config.options["gpu_compatible"] is True
+  assert "gpu_compatible: no node dynamic_int8" in gpu.report()
+  assert not any(op.reason.startswith("Hybrid") for op in gpu.gpu_incompatible_ops)
+  # Without the option, every dynamic_int8 node is reported as one the GPU delegate rejects.
+  sized = digits_analysis.quantize(max_size=1.15)
+  dynamic = {n for n, p in sized.node_precisions.items() if p == tfq_mixed.Precision.DYNAMIC_INT8}
+  hybrid = {op.node.name for op in sized.gpu_incompatible_ops if op.reason.startswith("Hybrid")}
+  assert dynamic and hybrid == dynamic
+  assert "gpu_compatible:" not in sized.report()
 
 
 def test_a_dynamic_config_round_trips_byte_for_byte(digits, digits_analysis, tmp_path):

@@ -55,6 +55,9 @@ _BINARY = frozenset("ATAN2 DIV EQUAL FLOOR_DIV FLOOR_MOD GREATER GREATER_EQUAL L
                     "LESS_EQUAL MAXIMUM MINIMUM NOT_EQUAL POW SQUARED_DIFFERENCE SUB".split())
 _REDUCE = frozenset("MEAN REDUCE_MAX REDUCE_MIN REDUCE_PROD SUM".split())
 _FLOATS = ("FLOAT32", "FLOAT16")
+# Ops with a dynamic-range (hybrid) kernel in LiteRT's CPU runtime (`hybrid.HYBRID_OPS`).
+_HYBRID_CAPABLE = frozenset("CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED BATCH_MATMUL "
+                            "TRANSPOSE_CONV".split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +234,10 @@ def rule_reason(op: Op, tensors: dict) -> Optional[str]:
       return f"{name} is only supported with constant axes."
     if len(ins) > 1 and ins[1].dtype != "INT32":
       return f"{name} supports int32 tensor for axes. But node has {ins[1].dtype}"
+  if (name in _HYBRID_CAPABLE and any(t.dtype == "FLOAT32" and not t.is_const for t in present)
+      and any(t.dtype == "INT8" and t.is_const for t in present)):
+    return ("Hybrid (dynamic-range) op: int8 weights with float activations; the GPU delegate "
+            "runs float or fully quantized ops only. Quantize with gpu_compatible=True.")
   if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV") and runtime > 2:
     return f"Expected 1 or 2 input tensor(s), but node has {runtime} runtime inputs."
   if name == "DEPTHWISE_CONV_2D" and len(ins) >= 2 and outs:
