@@ -1,7 +1,8 @@
 """What the benchmarks share: the zoo models and canonical splits of ../shared, and their helpers.
 
 Helpers (one copy each): `setup_tensorflow`, `log`, `git_revision`, `cpu_model`, `quiet_stdout`,
-`write_result` (atomic, through the library's `tfq_mixed.files`), `plain_int8_convert` (TFLite's
+`write_result` (atomic, through the library's `tfq_mixed.files`), `run_record` and
+`write_json_and_markdown` (a record's head and its two files), `plain_int8_convert` (TFLite's
 own full-int8 conversion), and the child-process peak-memory harness (`run_child`,
 `report_child`, `status_mib`, `maxrss_mib`).
 
@@ -285,6 +286,23 @@ def write_result(path: str, data: "str | bytes") -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   files.write_atomic(path, data.encode() if isinstance(data, str) else data)
   return path
+
+
+def run_record(script: str) -> dict:
+  """The head of a results record: the command that made it (this run's arguments), git revision,
+  UTC date and machine."""
+  return {"command": f"python benchmarks/{script}" + "".join(f" {a}" for a in sys.argv[1:]),
+          "git_revision": git_revision(),
+          "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "machine": f"{cpu_model()}, {os.cpu_count()} CPUs"}
+
+
+def write_json_and_markdown(out: str, name: str, record: dict, markdown: str) -> None:
+  """`<out>/<name>.json` (sorted keys, numpy scalars as floats) and `<out>/<name>.md`, each
+  atomically."""
+  write_result(os.path.join(out, f"{name}.json"),
+               json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
+  write_result(os.path.join(out, f"{name}.md"), markdown)
 
 
 def plain_int8_convert(model, images) -> bytes:

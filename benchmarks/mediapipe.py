@@ -22,8 +22,6 @@ median of round-robin runs) as a multiple of full int8's in the same run; sizes 
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import sys
 import time
@@ -235,19 +233,14 @@ def main(argv):
   raw = mediapipe.read_models(wheel, _MODELS.value)
   calibration_files = common.imagenet_files(shared, "calibration")
   evaluation_files = common.imagenet_files(shared, "evaluation")[:_EVAL.value]
-  command = "python benchmarks/mediapipe.py" + "".join(f" {a}" for a in sys.argv[1:])
-  report = {"command": command, "git_revision": common.git_revision(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{common.cpu_model()}, {os.cpu_count()} CPUs",
-            "mediapipe": mediapipe.VERSION, "calibration_images": len(calibration_files),
-            "evaluation_images": len(evaluation_files), "models": []}
+  report = dict(common.run_record("mediapipe.py"), mediapipe=mediapipe.VERSION,
+                calibration_images=len(calibration_files),
+                evaluation_images=len(evaluation_files), models=[])
   for name, model in raw.items():
     report["models"].append(run_model(name, model, calibration_files, evaluation_files))
-    common.write_result(os.path.join(_OUT.value, "mediapipe.json"),
-                        json.dumps(report, indent=1, sort_keys=True, default=float) + "\n")
-    common.write_result(os.path.join(_OUT.value, "mediapipe.md"), render_markdown(report))
+    common.write_json_and_markdown(_OUT.value, "mediapipe", report, render_markdown(report))
   print(render_markdown(report))
-  print(f"wrote {_OUT.value}/mediapipe.md and mediapipe.json\n{command}")
+  print(f"wrote {_OUT.value}/mediapipe.md and mediapipe.json\n{report['command']}")
   return 0
 
 

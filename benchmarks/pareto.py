@@ -21,8 +21,6 @@ Pareto plot per model and mode, and checks the targets where full int8 loses at 
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import sys
 import time
@@ -263,21 +261,16 @@ def main(argv):
   common.setup_tensorflow()
   shared = common.shared_dir(_SHARED.value)
   threads = [int(t) for t in _THREADS.value]
-  command = "python benchmarks/pareto.py" + "".join(f" {a}" for a in sys.argv[1:])
-  report = {"command": command, "git_revision": common.git_revision(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{common.cpu_model()}, {os.cpu_count()} CPUs", "configs": []}
+  report = dict(common.run_record("pareto.py"), configs=[])
   for name in _MODELS.value:
     for mode in _MODES.value:
       record = run_config(shared, name, mode, threads)
       report["configs"].append(record)
       plot(record, os.path.join(_OUT.value, f"pareto_{name}_{mode}.png"))
       # Written after every config: an interrupted run keeps what it measured.
-      common.write_result(os.path.join(_OUT.value, "pareto.json"),
-                          json.dumps(report, indent=1, sort_keys=True, default=float) + "\n")
-      common.write_result(os.path.join(_OUT.value, "pareto.md"), render_markdown(report))
+      common.write_json_and_markdown(_OUT.value, "pareto", report, render_markdown(report))
   print(render_markdown(report))
-  print(f"wrote {_OUT.value}/pareto.md, pareto.json and plots\n{command}")
+  print(f"wrote {_OUT.value}/pareto.md, pareto.json and plots\n{report['command']}")
   return 0
 
 

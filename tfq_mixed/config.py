@@ -206,29 +206,31 @@ def migrate(data: dict) -> dict:
   """
   data = dict(data)
   if data["schema_version"] < 2:
-    metrics = data.get("metrics", [])
-    if isinstance(metrics, list):
-      data["metrics"] = [dict({k: None for k in _METRICS_ADDED_IN_1}, **m)
-                         if isinstance(m, dict) else m for m in metrics]
-    if isinstance(data.get("options"), dict):
-      data["options"] = dict({"gpu_compatible": False}, **data["options"])
+    _add_defaults(data, _METRICS_ADDED_IN_1, {"gpu_compatible": False})
     data.setdefault("int8_unsupported_layers", [])
     data.setdefault("layer_precisions", {})
     data.setdefault("warnings", [])
     data["schema_version"] = 2
   if data["schema_version"] < 3:
-    metrics = data.get("metrics", [])
-    if isinstance(metrics, list):
-      data["metrics"] = [dict({k: None for k in _METRICS_ADDED_IN_3}, **m)
-                         if isinstance(m, dict) else m for m in metrics]
+    _add_defaults(data, _METRICS_ADDED_IN_3, {"fallback": "float", "threads": 1})
     if isinstance(data.get("options"), dict):
-      data["options"] = dict({"fallback": "float", "threads": 1}, **data["options"])
       if "ratio" in data["options"]:
         data.setdefault("budget", {"kind": "ratio", "value": data["options"]["ratio"]})
     data.setdefault("dynamic_nodes", [])
     data.setdefault("budget", {})
     data["schema_version"] = 3
   return data
+
+
+def _add_defaults(data: dict, metrics_added: Sequence[str], option_defaults: dict) -> None:
+  """Metrics a newer version added, null in each metrics record; options it added, at the value
+  that version's behaviour had before. Malformed parts are left for the reader to name."""
+  metrics = data.get("metrics", [])
+  if isinstance(metrics, list):
+    data["metrics"] = [dict({k: None for k in metrics_added}, **m) if isinstance(m, dict) else m
+                       for m in metrics]
+  if isinstance(data.get("options"), dict):
+    data["options"] = dict(option_defaults, **data["options"])
 
 
 def _read_layer_precisions(data: dict, names: set[str]) -> dict[str, precisions.LayerPrecision]:

@@ -195,10 +195,7 @@ def fuse_activations(model_bytes: bytes) -> bytes:
       changed = True
     if dead:
       _remove_ops(model, subgraph, dead)
-  if not changed:
-    return model_bytes
-  _drop_unused_opcodes(model)
-  return _tflite_private.model_bytes(model)
+  return _rewritten(model, model_bytes, changed)
 
 
 def fold_fp16(model_bytes: bytes) -> bytes:
@@ -249,6 +246,12 @@ def fold_fp16(model_bytes: bytes) -> bytes:
              if not any(int(o) in read_by_rest for o in subgraph.operators[i].outputs)}
     if dead:
       _remove_ops(model, subgraph, dead)
+  return _rewritten(model, model_bytes, changed)
+
+
+def _rewritten(model, model_bytes: bytes, changed: bool) -> bytes:
+  """The bytes of a pass's result: `model_bytes` itself if the pass changed nothing, else `model`
+  without the operator codes no op uses any more."""
   if not changed:
     return model_bytes
   _drop_unused_opcodes(model)
@@ -407,10 +410,7 @@ def replace_transpose_conv_bias(model_bytes: bytes) -> bytes:
       op.customOptions = None
       op.customOptionsFormat = 0
       changed = True
-  if not changed:
-    return model_bytes
-  _drop_unused_opcodes(model)
-  return _tflite_private.model_bytes(model)
+  return _rewritten(model, model_bytes, changed)
 
 
 def _builtin_opcode(model, builtin: int, version: int) -> int:

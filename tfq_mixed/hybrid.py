@@ -30,6 +30,7 @@ dropped.
 
 from __future__ import annotations
 
+import collections
 import copy
 from typing import Iterable, Optional
 
@@ -324,32 +325,34 @@ def restore_float_weights(model_bytes: bytes, float_model_bytes: bytes,
   sg = model.subgraphs[subgraph_index]
   reference = _tflite_private.model_object(float_model_bytes)
   float_tensors = {t.name: t for t in reference.subgraphs[subgraph_index].tensors}
-  uses: dict[int, int] = {}
-  for op in sg.operators:
-    for t in op.inputs:
-      uses[int(t)] = uses.get(int(t), 0) + 1
-  old_buffers = set()
+  uses = collections.Counter(int(t) for op in sg.operators for t in op.inputs)
+  readers: dict[int, list] = {}  # int8 weight tensor -> [(op, weight input position, op code)]
   for op in sg.operators:
     code = builtin_code(model, op)
     if code not in HYBRID_OPS or OP_NAMES.get(code) not in wanted:
       continue
     w_pos, _, act_pos = HYBRID_OPS[code]
     weight = sg.tensors[op.inputs[w_pos]]
-    if sg.tensors[op.inputs[act_pos]].type != TT.FLOAT32 or weight.type != TT.INT8:
-      continue
+    if sg.tensors[op.inputs[act_pos]].type == TT.FLOAT32 and weight.type == TT.INT8:
+      readers.setdefault(int(op.inputs[w_pos]), []).append((op, w_pos, code))
+  old_buffers = set()
+  for t_index, ops in readers.items():
+    weight = sg.tensors[t_index]
     source = float_tensors.get(weight.name)
     if (source is None or source.type != TT.FLOAT32 or source.buffer <= 0 or
         list(source.shape) != list(weight.shape)):
       raise errors.ConversionError(
-          f"The quantizer left {OP_NAMES[code]} weights {weight.name!r} in int8 and the float "
+          f"The quantizer left {OP_NAMES[ops[0][2]]} weights {weight.name!r} in int8 and the float "
           "model has no float32 tensor of that name and shape to restore them from.")
     buf = schema.BufferT()
     buf.data = np.array(reference.buffers[source.buffer].data, np.uint8)
     model.buffers.append(buf)
-    target = op.inputs[w_pos]
-    if uses[int(target)] > 1:  # other ops read the int8 weights: give this one a float copy
+    target = t_index
+    if uses[t_index] > len(ops):  # other ops still read the int8 weights: these get a float twin
       sg.tensors.append(copy.deepcopy(weight))
-      target = op.inputs[w_pos] = len(sg.tensors) - 1
+      target = len(sg.tensors) - 1
+      for op, w_pos, _ in ops:
+        op.inputs[w_pos] = target
     restored = sg.tensors[target]
     old_buffers.add(restored.buffer)
     restored.type, restored.buffer, restored.quantization = TT.FLOAT32, len(model.buffers) - 1, None

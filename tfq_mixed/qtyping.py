@@ -37,12 +37,17 @@ class Ranker(str, enum.Enum):
       raise errors.InvalidTypeError(
           f"`ranker` must be a string. Received: ranker={value!r} of type {type(value).__name__}. "
           f"Expected one of: {', '.join(repr(r.value) for r in cls)}.")
-    try:
-      return cls(value)
-    except ValueError:
-      raise errors.InvalidArgumentError(
-          f"Unknown ranker {value!r}. Expected one of: "
-          f"{', '.join(repr(r.value) for r in cls)}.") from None
+    return _member(cls, value, "ranker")
+
+
+def _member(cls, value, what: str):
+  """`cls(value)`, or an InvalidArgumentError naming `what` and the values it accepts."""
+  try:
+    return cls(value)
+  except ValueError:
+    raise errors.InvalidArgumentError(
+        f"Unknown {what} {value!r}. Expected one of: "
+        f"{', '.join(repr(m.value) for m in cls)}.") from None
 
 
 class SourceKind(str, enum.Enum):
@@ -70,12 +75,7 @@ class Fallback(str, enum.Enum):
 
   @classmethod
   def parse(cls, value: "Fallback | str") -> "Fallback":
-    try:
-      return cls(value)
-    except ValueError:
-      raise errors.InvalidArgumentError(
-          f"Unknown fallback {value!r}. Expected one of: "
-          f"{', '.join(repr(f.value) for f in cls)}.") from None
+    return _member(cls, value, "fallback")
 
 
 class BudgetKind(str, enum.Enum):

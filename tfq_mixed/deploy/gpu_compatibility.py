@@ -21,6 +21,7 @@ import re
 from typing import Optional, Sequence
 
 from tfq_mixed import _tflite_private
+from tfq_mixed import hybrid
 from tfq_mixed.qtyping import Node
 
 ANALYZER = "analyzer"
@@ -55,9 +56,8 @@ _BINARY = frozenset("ATAN2 DIV EQUAL FLOOR_DIV FLOOR_MOD GREATER GREATER_EQUAL L
                     "LESS_EQUAL MAXIMUM MINIMUM NOT_EQUAL POW SQUARED_DIFFERENCE SUB".split())
 _REDUCE = frozenset("MEAN REDUCE_MAX REDUCE_MIN REDUCE_PROD SUM".split())
 _FLOATS = ("FLOAT32", "FLOAT16")
-# Ops with a dynamic-range (hybrid) kernel in LiteRT's CPU runtime (`hybrid.HYBRID_OPS`).
-_HYBRID_CAPABLE = frozenset("CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED BATCH_MATMUL "
-                            "TRANSPOSE_CONV".split())
+# Ops with a dynamic-range (hybrid) kernel in LiteRT's CPU runtime.
+_HYBRID_CAPABLE = frozenset(hybrid.OP_NAMES[code] for code in hybrid.HYBRID_OPS)
 
 
 @dataclasses.dataclass(frozen=True)
