@@ -34,7 +34,7 @@ import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reference_rankers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 MODES = ("per_channel", "per_tensor")
-LATENCY_BUDGETS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.02, 1.05, 1.1, 1.2)
+LATENCY_BUDGETS = (0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.02, 1.05, 1.1, 1.2)
 SIZE_BUDGETS = (1.05, 1.1, 1.25)
 FLOAT_RATIOS = (0.95, 0.9, 0.8)
 GAP_TARGET, NEAR_TARGET, SPEED_TARGET, SIZE_TARGET = 0.90, 0.002, 0.9, 1.1
@@ -170,13 +170,16 @@ def targets(rows: dict) -> dict:
   best_fast = max((v["top1"] for v in ours.values()
                    if v["latency_1t"] <= SPEED_TARGET * dynamic["latency_1t"]), default=None)
   size = rows["ours ratio=0.9"]["size_ratio"]
+  fastest = min(ours, key=lambda k: ours[k]["latency_1t"])
   return {"applies": True,
           "a_gap_recovered_at_1.05": {"value": round(recovered, 4), "target": GAP_TARGET,
                                       "met": recovered >= GAP_TARGET},
           "b_near_min_float_dynamic_at_0.9x_dynamic_latency": {
               "points": near, "reference_top1": reference,
               "dynamic_latency_1t": round(dynamic["latency_1t"], 4),
-              "best_top1_within_latency": best_fast, "met": bool(near)},
+              "best_top1_within_latency": best_fast, "met": bool(near),
+              "fastest_ours": {"label": fastest, "top1": ours[fastest]["top1"],
+                               "latency_1t": round(ours[fastest]["latency_1t"], 4)}},
           "c_size_at_ratio_0.9": {"value": round(size, 4), "target": SIZE_TARGET,
                                   "met": size <= SIZE_TARGET}}
 
@@ -248,8 +251,9 @@ def render_markdown(report: dict) -> str:
               f"{'PASS' if a['met'] else 'FAIL'}",
               f"- (b) within 0.2 points of {100 * b['reference_top1']:.2f} % at <= 0.9 x "
               f"{b['dynamic_latency_1t']:.3f}: {', '.join(b['points']) or 'none'} (best top-1 "
-              f"within that latency: {100 * (b['best_top1_within_latency'] or 0):.2f} %): "
-              f"{'PASS' if b['met'] else 'FAIL'}",
+              f"within that latency: {100 * (b['best_top1_within_latency'] or 0):.2f} %; our "
+              f"fastest, {b['fastest_ours']['label']}: {b['fastest_ours']['latency_1t']:.3f} x "
+              f"int8, {100 * b['fastest_ours']['top1']:.2f} %): {'PASS' if b['met'] else 'FAIL'}",
               f"- (c) size at ratio 0.9: {c['value']:.3f} x int8 (target 1.1): "
               f"{'PASS' if c['met'] else 'FAIL'}", ""]
   return "\n".join(lines) + "\n"

@@ -134,3 +134,49 @@ def test_the_top_is_every_movable_node_at_its_highest_rung():
                               2: ladder.moves(ladder.Fallback.AUTO, False, False)},
                              {}, measure=lambda p: 0.0, cost_step=0.0)
   assert dynamic_only.top[0].precisions == {0: DYNAMIC, 2: FLOAT}
+
+
+def _gap_walk(measure=None):
+  """a(0) -> b(1) -> c(2); b removes the most noise per cost but costs ten steps: the walk jumps
+  from the start over a wide gap to b, then takes a."""
+  nodes = (Node(0, "a", "CONV_2D", ("a",), 10), Node(1, "b", "CONV_2D", ("b",), 100),
+           Node(2, "c", "CONV_2D", ("c",), 1))
+  graph = costs.Graph(nodes=nodes, producers={1: (0,), 2: (1,)}, reads_input=frozenset({0}),
+                      writes_output=frozenset({2}), elements={0: 1, 1: 1, 2: 1},
+                      input_elements={0: 1})
+  noise = ladder.NoiseModel(noise={0: NodeNoise(1.0, 0.0, 1.0), 1: NodeNoise(20.0, 0.0, 1.0),
+                                   2: NodeNoise(0.1, 0.0, 1.0)}, weight_ratio={})
+  weights = {0: 1.0, 1: 10.0}
+  cost = lambda precision, floating: sum(weights[n] for n, p in precision.items() if p != INT8)
+  only_float = ladder.moves(ladder.Fallback.FLOAT, False, False)
+  return ladder.Walk(graph, noise, cost, {0: only_float, 1: only_float}, {},
+                     measure=measure or (lambda point: -point.noise_left), cost_step=1.0)
+
+
+def test_a_budget_inside_a_wide_gap_gets_the_side_chain():
+  """Without the side chain, any budget below b's cost (10) would get full int8 (the start)."""
+  walk = _gap_walk()
+  assert walk.choose(5.0)[0] == "0+1"  # a alone: the side chain of the gap after the start
+  assert walk.choose(5.0)[1].precisions == {0: FLOAT}
+  walk.extend()
+  assert [p.precisions for p in walk.points] == [{}, {1: FLOAT}, {0: FLOAT, 1: FLOAT}]
+  assert walk.side(1) == []  # 10 -> 11 is one step: no side chain
+  assert walk.choose(0.5)[0] == 0
+  assert walk.choose(10.0)[0] == 1 and walk.choose(11.0)[0] == 2
+
+
+def test_choose_never_gets_worse_with_the_budget_nor_depends_on_earlier_budgets():
+  budgets = [0.0, 0.5, 1.0, 3.0, 9.99, 10.0, 10.5, 11.0, 50.0]
+  walk = _gap_walk()
+  values = [walk.choose(b)[2] for b in budgets]
+  assert values == sorted(values)
+  # A fresh walk asked one budget picks what the walk asked every budget picked.
+  for budget in budgets:
+    assert _gap_walk().choose(budget)[0] == walk.choose(budget)[0]
+
+
+def test_a_side_point_that_measures_worse_is_not_a_candidate():
+  def measure(point):  # a alone hurts, whatever the noise model says
+    return -point.noise_left - (50.0 if point.precisions == {0: FLOAT} else 0.0)
+  walk = _gap_walk(measure)
+  assert walk.choose(5.0)[0] == 0 and walk.side(0) == []

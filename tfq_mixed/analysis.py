@@ -370,20 +370,20 @@ class Analysis:
     walk = self.walk(kind, fallback, gpu_compatible=gpu_compatible, threads=threads)
     reference = self._reference_cost(kind, threads)
     evaluations = None
-    candidates = None  # (point, measured) pairs the budget chooses among, beside the walk's
     if budget.kind == BudgetKind.RATIO:
       # Nodes without an int8 kernel alone may exceed it: the start is built anyway (and warned).
       # Ratio 1 is the plain full-int8 model, without the moves of ops that have no MACs.
-      chosen = 0 if budget.value == 1.0 else max(
-          walk.select((1.0 - budget.value) * self.calibration.total_macs), 0)
+      chosen = None if budget.value == 1.0 else walk.choose(
+          (1.0 - budget.value) * self.calibration.total_macs)
+      chosen = chosen or (0, walk.points[0], walk.measured[0])
     elif budget.kind in (BudgetKind.MAX_LATENCY, BudgetKind.MAX_SIZE):
-      limit = budget.value * reference * (1 + 1e-12)
-      chosen = walk.select(budget.value * reference)
+      chosen = walk.choose(budget.value * reference)
       # The top of the ladder (`Walk.top`) where it fits and measures better.
       top, top_measured = walk.top
-      if top.cost <= limit and (chosen < 0 or top_measured > walk.measured[chosen]):
-        candidates = (top, top_measured)
-      elif chosen < 0:
+      if top.cost <= budget.value * reference * (1 + 1e-12) and (
+          chosen is None or top_measured > chosen[2]):
+        chosen = ("top", top, top_measured)
+      elif chosen is None:
         floor = min([p.cost for p in walk.points] + [top.cost]) / reference
         what = "latency" if budget.kind == BudgetKind.MAX_LATENCY else "size"
         raise errors.InvalidArgumentError(
@@ -392,23 +392,23 @@ class Analysis:
             f"{budget.kind.value}>={math.ceil(floor * 1000) / 1000:g}.")
     elif budget.kind == BudgetKind.MIN_OUTPUT_SQNR_DB:
       walk.extend(until=lambda: walk.measured[-1] >= budget.value)
-      chosen = next((i for i, v in enumerate(walk.measured) if v >= budget.value), None)
+      index = next((i for i, v in enumerate(walk.measured) if v >= budget.value), None)
       top, top_measured = walk.top
-      if top_measured >= budget.value and (chosen is None or
-                                           top.cost < walk.points[chosen].cost):
-        candidates = (top, top_measured)  # reaches the target, and cheaper
-      elif chosen is None:
+      if top_measured >= budget.value and (index is None or
+                                           top.cost < walk.points[index].cost):
+        chosen = ("top", top, top_measured)  # reaches the target, and cheaper
+      elif index is None:
         raise errors.InvalidArgumentError(
             f"No model of this analysis reaches min_output_sqnr_db={budget.value:g}: the best "
             f"measures {max(walk.measured + [top_measured]):.2f} dB on the calibration samples. "
             "Lower the target.")
+      else:
+        chosen = (index, walk.points[index], walk.measured[index])
     else:
       walk.extend()
-      chosen, evaluations = self._search_by_score(walk, evaluate, budget.value)
-    if candidates is not None:
-      (point, measured), chosen = candidates, "top"
-    else:
-      point, measured = walk.points[chosen], walk.measured[chosen]
+      index, evaluations = self._search_by_score(walk, evaluate, budget.value)
+      chosen = (index, walk.points[index], walk.measured[index])
+    chosen, point, measured = chosen
     float_nodes, dynamic_nodes = ladder.nodes_by_precision(point, self.nodes)
     selection = Selection(
         float_layers=_layers_in(self.nodes, point.floating),

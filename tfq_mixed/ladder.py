@@ -7,8 +7,9 @@ what it costs in MACs, latency or bytes (`costs`). Starting from full int8, the 
 (`trajectory`) takes, step by step, the move (one node one rung up) that removes the most output
 noise per unit of cost, moves that cost nothing first; an island of float neighbours pays its
 int8/float borders once, because costs and noise are those of the whole assignment. The walk does
-not depend on the budget; each point is checked by measuring the model it makes, and a budget
-takes the last point that fits it (`Walk`).
+not depend on the budget; each point is checked by measuring the model it makes. Where one dear
+move makes a wide gap between two points, a side chain of cheaper moves fills it (`Walk.side`).
+A budget takes the best-measuring of those points that fits it (`Walk.choose`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ TIE_MARGIN = 1.0
 """A rung dearer in the second cost must remove twice the noise to be preferred (`Walk`)."""
 COST_STEP = 0.01
 """... or added 1 % of the full-int8 model's cost (of all MACs for a `ratio` budget)."""
+WIDE_GAP = 3.0
+"""Two kept points more than 3 cost steps apart (a step of one dear move) have a side chain."""
+SIDE_TRIES = 8
+"""Models measured at most for one side chain."""
 
 
 def moves(fallback: Fallback, dynamic_capable: bool, no_dynamic: bool) -> dict:
@@ -95,10 +100,11 @@ class Walk:
   `cost_step` to the cost; the model they make is then measured (`measure`: its output SQNR
   against float on the calibration samples). A point that measures at least as well as the last
   kept one is kept; otherwise the first of its moves is ruled out and the walk resumes from the
-  last kept point. So the kept points' measured SQNR never falls along the walk, and a budget
-  takes the last kept point that fits it (`select`): a larger budget never gets a worse model,
-  and none is worse than full int8 (the start). The walk does not depend on the budget; it is
-  only extended as far as the largest budget asked so far needs.
+  last kept point. So the kept points' measured SQNR never falls along the walk. Where the next
+  kept point is more than `WIDE_GAP` steps dearer, a side chain fills the gap (`side`). A budget
+  takes the best-measuring kept or side point that fits it (`choose`): a larger budget never gets
+  a worse model, and none is worse than full int8 (the start). Neither the walk nor its side
+  chains depend on the budget; they are only made as far as the largest budget asked so far needs.
 
   Args:
     graph: the calibrated model's dataflow.
@@ -141,6 +147,7 @@ class Walk:
     self.tried = 1  # models measured, rejected ones included
     self.done = False
     self._reach = -float("inf")  # the highest cost tried beyond the start
+    self._sides: dict[int, list[tuple[Point, float]]] = {}
 
   def floating(self, precision: Mapping[int, Precision]) -> set[int]:
     """The float domain: non-int8 compute nodes and the ops without MACs reading only them."""
@@ -155,8 +162,9 @@ class Walk:
                  floating=frozenset(floating), cost=self.cost(precision, floating),
                  noise_left=self.noise.left(self.graph, precision, floating))
 
-  def _best_move(self, current: Point):
-    """(move, point) of the best move from `current` by the noise model, or None."""
+  def _best_move(self, current: Point, forbidden: set, below: float = float("inf")):
+    """(move, point) of the best move from `current` by the noise model, or None; moves in
+    `forbidden` and points costing `below` or more left out."""
     state = current.precisions
     best = None
     for node, ladder in self.allowed.items():
@@ -165,11 +173,13 @@ class Walk:
       if self.tie_break is not None and here != INT8:
         continue
       for target in ladder.get(here, ()):
-        if (node, target) in self.forbidden:
+        if (node, target) in forbidden:
           continue
         candidate = dict(state)
         candidate[node] = target
         point = self._point(candidate)
+        if point.cost >= below:
+          continue
         removed = current.noise_left - point.noise_left
         if removed > self._floor:
           options.append((target, point, removed))
@@ -186,12 +196,12 @@ class Walk:
           best = (key, (node, target), point)
     return None if best is None else (best[1], best[2])
 
-  def _step(self) -> None:
-    """Tries the next point; keeps it if it measures no worse, else rules out its first move."""
-    last = self.points[-1]
+  def _batch(self, last: Point, forbidden: set, below: float = float("inf")):
+    """(first move, point) of the moves of one step from `last` (`_best_move` until they removed
+    `NOISE_STEP` of its noise or added `cost_step`); (None, last) if no move is left."""
     current, first_move = last, None
     while True:
-      found = self._best_move(current)
+      found = self._best_move(current, forbidden, below)
       if found is None:
         break
       move, current = found
@@ -199,6 +209,11 @@ class Walk:
       if (last.noise_left - current.noise_left >= NOISE_STEP * last.noise_left or
           current.cost - last.cost >= self.cost_step):
         break
+    return first_move, current
+
+  def _step(self) -> None:
+    """Tries the next point; keeps it if it measures no worse, else rules out its first move."""
+    first_move, current = self._batch(self.points[-1], self.forbidden)
     if first_move is None:
       self.done = True
       return
@@ -241,9 +256,65 @@ class Walk:
   def select(self, budget: float) -> int:
     """The last kept point whose cost fits `budget`, the walk extended past it; -1 if none."""
     self.extend(budget)
-    fitting = [i for i, p in enumerate(self.points)
-               if p.cost <= budget * (1 + 1e-12) + 1e-12]
+    fitting = [i for i, p in enumerate(self.points) if _fits(p.cost, budget)]
     return fitting[-1] if fitting else -1
+
+  def side(self, k: int) -> list[tuple[Point, float]]:
+    """The side chain of the gap after kept point `k`, where the next kept point is more than
+    `WIDE_GAP` cost steps dearer (one dear move): [(point, measured)] costing between the two.
+
+    The walk steps over such a gap in one move, so a budget inside it would get point `k` and
+    leave the rest unused. The side chain walks on from `k` as the walk does (same moves, same
+    check), but only through points cheaper than `k + 1`, for at most `SIDE_TRIES` models. Like
+    the walk, it does not depend on any budget (`choose`)."""
+    if k in self._sides:
+      return self._sides[k]
+    low, high = self.points[k].cost, self.points[k + 1].cost
+    chain, last, value, forbidden = [], self.points[k], self.measured[k], set()
+    if high - low > WIDE_GAP * self.cost_step:
+      for _ in range(SIDE_TRIES):
+        first_move, current = self._batch(last, forbidden, below=high)
+        if first_move is None:
+          break
+        self.tried += 1
+        measured = self.measure(current)
+        if measured < value:
+          forbidden.add(first_move)
+          continue
+        last, value = current, measured
+        if current.cost >= low:
+          chain.append((current, measured))
+    self._sides[k] = chain
+    return chain
+
+  def choose(self, budget: float) -> Optional[tuple["int | str", Point, float]]:
+    """(label, point, measured) of the best-measuring candidate that fits `budget`: the kept
+    points and the points of their side chains (labelled `"k+j"`, the j-th of point k's chain);
+    the cheaper on a tie. None if none fits.
+
+    The candidates do not depend on the budget, and every one that fits it is made, so a larger
+    budget never gets a model that measures worse, and none measures worse than the start."""
+    last = self.select(budget)
+    if last < 0:
+      return None
+    while not self.done and len(self.points) == last + 1:  # the end of the last gap that fits
+      self._step()
+    best = None
+    for k, (point, measured) in enumerate(zip(self.points, self.measured)):
+      if not _fits(point.cost, budget):
+        continue
+      found = [(k, point, measured)]
+      if k + 1 < len(self.points):
+        found += [(f"{k}+{j + 1}", p, m) for j, (p, m) in enumerate(self.side(k))
+                  if _fits(p.cost, budget)]
+      for candidate in found:
+        if best is None or (candidate[2], -candidate[1].cost) > (best[2], -best[1].cost):
+          best = candidate
+    return best
+
+
+def _fits(cost: float, budget: float) -> bool:
+  return cost <= budget * (1 + 1e-12) + 1e-12
 
 
 def nodes_by_precision(point: Point, nodes: Sequence[Node]) -> tuple[list[str], list[str]]:

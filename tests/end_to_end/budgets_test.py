@@ -63,9 +63,10 @@ def test_a_size_budget_is_met_in_bytes_and_uses_dynamic_int8(digits_analysis):
   budget = result.config.budget
   assert budget["kind"] == "max_size" and budget["achieved"] <= 1.15
   # In bytes as built, against the full-int8 file: within the budget, and the prediction (each
-  # node's constant bytes) within 5 % of the file (this small model's flatbuffer metadata).
+  # node's constant bytes) within 6 % of the file, above it: the int8 tensors' quantization
+  # parameters, which a float node drops, are not counted (a 15 KB model's flatbuffer metadata).
   built = len(result.tflite) / len(digits_analysis.int8_model)
-  assert built <= 1.15 and built == pytest.approx(budget["achieved"], abs=0.05)
+  assert built <= 1.15 and budget["achieved"] - 0.06 <= built <= budget["achieved"] + 1e-3
   dynamic = [n for n, p in result.node_precisions.items() if p == tfq_mixed.Precision.DYNAMIC_INT8]
   assert dynamic and set(dynamic) == set(result.config.dynamic_nodes)
   assert {result.layer_precisions[name].precision for name in ("conv2",)} <= {
