@@ -171,9 +171,10 @@ def targets(rows: dict) -> dict:
                    if v["latency_1t"] <= SPEED_TARGET * dynamic["latency_1t"]), default=None)
   size = rows["ours ratio=0.9"]["size_ratio"]
   fastest = min(ours, key=lambda k: ours[k]["latency_1t"])
+  # 18 of a 20-image gap is 90 %, though (0.66444 - 0.64444) / 0.02222 computes to 0.8999...
   return {"applies": True,
           "a_gap_recovered_at_1.05": {"value": round(recovered, 4), "target": GAP_TARGET,
-                                      "met": recovered >= GAP_TARGET},
+                                      "met": recovered >= GAP_TARGET - 1e-9},
           "b_near_min_float_dynamic_at_0.9x_dynamic_latency": {
               "points": near, "reference_top1": reference,
               "dynamic_latency_1t": round(dynamic["latency_1t"], 4),
