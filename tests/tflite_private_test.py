@@ -115,3 +115,16 @@ def test_litert_profiler_times_every_node_of_a_real_model(digits_analysis):
     assert all(t >= 0 for t in timings.values()) and sum(timings.values()) > 0
     taken = _tflite_private.xnnpack_delegated_nodes(model)
     assert set(taken) <= nodes and len(set(taken.values())) >= 1
+
+
+def test_models_profiled_in_turns_keep_their_own_nodes(digits_analysis):
+  """`profile_interleaved` (the cost model's profile) returns each model's own per-node times, in
+  the order given."""
+  models = [digits_analysis.int8_model, digits_analysis.float_model]
+  timings = _tflite_private.profile_interleaved(models, runs=10, warmup=1, rounds=4)
+  for model, times in zip(models, timings):
+    interpreter = _tflite_private.make_interpreter(_tflite_private.static_shapes(model),
+                                                   builtin_only=True)
+    assert set(times) == {op["index"] for op in _tflite_private.ops(interpreter)}
+    assert sum(times.values()) > 0
+  assert len(timings[0]) != len(timings[1])  # the int8 model has its QUANTIZE/DEQUANTIZE ops

@@ -1,7 +1,7 @@
 """What each node costs in each precision, in what users pay: latency, bytes and MACs.
 
 Latency comes from LiteRT's own per-op profiler (XNNPACK on this machine, `threads` threads, batch 1)
-run on four models of the calibration: full int8, full float, every eligible node dynamic-range, and
+run, in turns of 10 runs each, on four models of the calibration: full int8, full float, every eligible node dynamic-range, and
 a "checkerboard" (every other compute node float) whose QUANTIZE and DEQUANTIZE ops give the cost
 of an int8/float border per element. Bytes are the node's constant tensors in each precision, read
 from the same models without running them (`Sizes`: the same on every machine). A
@@ -206,10 +206,9 @@ def measure_sizes(models: Mapping[Precision, bytes], nodes: Sequence[Node],
   return Sizes(bytes=sizes, int8_bytes=len(models[INT8]))
 
 
-def _profile(model: bytes, nodes: Sequence[Node], threads: int, example) -> tuple[
+def _profile(model: bytes, timings: Mapping[int, float], nodes: Sequence[Node]) -> tuple[
     dict[int, float], list[tuple[str, int, float]]]:
-  """({calibrated node: ms}, [(Q/DQ op, elements, ms)]) of one model, LiteRT-profiled."""
-  timings = _tflite_private.profile_node_milliseconds(model, threads=threads, inputs=example)
+  """({calibrated node: ms}, [(Q/DQ op, elements, ms)]) of one model from its op `timings`."""
   interpreter, ops, aligned, _ = _aligned_ops(model, nodes, allocate=True)
   milliseconds = {n: timings.get(op["index"], 0.0) for n, op in aligned.items()}
   borders = [(op["op_name"],
@@ -250,17 +249,23 @@ def measure(build, models: Mapping[Precision, bytes], nodes: Sequence[Node],
   """
   start = time.perf_counter()
   dynamic = {n.index for n in dynamic_nodes}
+  profiled = dict(models)
+  checkerboard = [n.name for n in nodes if n.is_compute][::2]
+  if checkerboard:
+    profiled["checkerboard"] = build(checkerboard, ())
+  # In turns, so that a slower spell of a shared machine does not fall on one precision only.
+  timings = dict(zip(profiled, _tflite_private.profile_interleaved(
+      list(profiled.values()), threads=threads, inputs=example)))
   milliseconds: dict[int, dict[Precision, float]] = {}
   borders: list[tuple[str, int, float]] = []
-  for precision, model in models.items():
-    times, qdq = _profile(model, nodes, threads, example)
+  for precision, model in profiled.items():
+    times, qdq = _profile(model, timings[precision], nodes)
     borders += qdq
+    if precision == "checkerboard":
+      continue
     for node in nodes:
       if node.index in times and (precision != DYNAMIC or node.index in dynamic):
         milliseconds.setdefault(node.index, {})[precision] = times[node.index]
-  checkerboard = [n.name for n in nodes if n.is_compute][::2]
-  if checkerboard:
-    borders += _profile(build(checkerboard, ()), nodes, threads, example)[1]
   return CostModel(
       milliseconds=milliseconds,
       quantize_ms=_fit([(e, ms) for name, e, ms in borders if name == "QUANTIZE"]),

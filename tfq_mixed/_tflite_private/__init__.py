@@ -278,20 +278,34 @@ def profile_node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50,
   Raises:
     ProfileError: the profiler could not run or its events could not be put on nodes.
   """
+  return profile_interleaved([model], threads=threads, runs=runs, warmup=warmup, inputs=inputs,
+                             rounds=1)[0]
+
+
+def profile_interleaved(models: Sequence[bytes], *, threads: int = 1, runs: int = 50,
+                        warmup: int = 5, inputs=None, rounds: int = 5) -> list[dict[int, float]]:
+  """`profile_node_milliseconds` of several models, profiled in turn in `rounds` rounds (the same
+  `inputs` for each), so that their times are comparable on a shared machine.
+
+  Raises:
+    ProfileError: the profiler could not run or its events could not be put on nodes.
+  """
   from tfq_mixed._tflite_private import profiler  # pylint: disable=g-import-not-at-top
-  interpreter = make_interpreter(model)
-  dynamic = [d["name"] for d in interpreter.get_input_details()
-             if -1 in list(d["shape_signature"])[1:]]
-  if dynamic:
-    raise errors.ProfileError(
-        f"LiteRT's per-op profiler needs static shapes; the model's input(s) {dynamic} have "
-        "dynamic dimensions besides the batch. Re-export the model with a fixed input size for a "
-        "latency budget, or use a MAC (`ratio`) or size (`max_size`) budget.")
+  for model in models:
+    interpreter = make_interpreter(model)
+    dynamic = [d["name"] for d in interpreter.get_input_details()
+               if -1 in list(d["shape_signature"])[1:]]
+    if dynamic:
+      raise errors.ProfileError(
+          f"LiteRT's per-op profiler needs static shapes; the model's input(s) {dynamic} have "
+          "dynamic dimensions besides the batch. Re-export the model with a fixed input size for "
+          "a latency budget, or use a MAC (`ratio`) or size (`max_size`) budget.")
   native_log: list = []
   try:
     with _native_output.captured(native_log):  # LiteRT's INFO lines (accelerator registered, ...)
-      return profiler.node_milliseconds(static_shapes(model), threads=threads, runs=runs,
-                                        warmup=warmup, inputs=inputs)
+      return profiler.interleaved_node_milliseconds(
+          [static_shapes(m) for m in models], threads=threads, runs=runs, warmup=warmup,
+          inputs=[inputs] * len(models), rounds=rounds)
   except profiler.ProfileError as e:
     raise errors.ProfileError(
         f"LiteRT's per-op profiler failed: {e} Latency budgets need it; use a MAC (`ratio`) or "

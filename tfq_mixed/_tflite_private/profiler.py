@@ -228,56 +228,87 @@ def node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50, warmup:
     ProfileError: the profiler could not run, or an XNNPACK partition reported operators that do
       not match its nodes (the times could then not be put on nodes).
   """
-  interpreter = litert.Interpreter(model_content=model, num_threads=threads)
-  interpreter.allocate_tensors()
-  taken = delegated_nodes(interpreter)
-  op_names = {int(op["index"]): op["op_name"]
-              for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-              if op["op_name"] != "DELEGATE"}
-  partitions: dict[int, list[int]] = {}
-  for node, delegate in taken.items():
-    partitions.setdefault(delegate, []).append(node)
-  partition_nodes = [sorted(partitions[d]) for d in sorted(partitions)]
+  return interleaved_node_milliseconds([model], threads=threads, runs=runs, warmup=warmup,
+                                       inputs=[inputs], rounds=1)[0]
 
-  profiled = _ProfiledModel(model, threads)
-  if inputs is not None:
-    for i, array in enumerate(inputs):
-      profiled.set_input(i, np.asarray(array)[:1])
-  for _ in range(warmup):
-    profiled.run()
-  _lib().LiteRtResetProfiler(profiled.profiler)
-  _ok(_lib().LiteRtStartProfiler(profiled.profiler), "profiler start")
-  for _ in range(runs):
-    profiled.run()
-  _ok(_lib().LiteRtStopProfiler(profiled.profiler), "profiler stop")
 
-  invocations, current = [], None
-  for tag, kind, elapsed, meta in profiled.events():
-    if kind == _EVENT_RUN and tag == "Invoke":
-      current = []
-      invocations.append(current)
-    elif current is not None and kind in (_EVENT_OP, _EVENT_DELEGATE_OP):
-      current.append((tag, kind, elapsed, meta))
-  if not invocations:
-    raise ProfileError("LiteRT's profiler recorded no run of the model.")
-  totals: dict[int, float] = {}
-  for events in invocations:
-    groups, group = [], None
-    for tag, kind, elapsed, meta in events:
-      if kind == _EVENT_OP:
-        totals[meta] = totals.get(meta, 0.0) + elapsed
-        group = None
-      else:  # an XNNPACK operator; its position restarts at 0 in each partition
-        if group is None or meta == 0:
-          group = []
-          groups.append(group)
-        group.append((tag, elapsed))
-    if len(groups) != len(partition_nodes):
-      raise ProfileError(f"LiteRT's profiler reported {len(groups)} XNNPACK partitions; the "
-                         f"model has {len(partition_nodes)}.")
-    for nodes, group in zip(partition_nodes, groups):
-      _assign(nodes, group, op_names, totals)
-  return {node: total / len(invocations) / 1000.0 for node, total in sorted(totals.items())}
+def interleaved_node_milliseconds(models: Sequence[bytes], *, threads: int = 1, runs: int = 50,
+                                  warmup: int = 5, inputs: Sequence = (),
+                                  rounds: int = 5) -> list[dict[int, float]]:
+  """`node_milliseconds` of several models, profiled in turn in `rounds` rounds of
+  `runs / rounds` runs each, so that a slower or faster spell of a shared machine falls on every
+  model alike: the models' times are compared with each other (`inputs`: one per model)."""
+  sessions = [_Session(model, threads, inputs[i] if i < len(inputs) else None)
+              for i, model in enumerate(models)]
+  for session in sessions:
+    for _ in range(warmup):
+      session.profiled.run()
+  chunks = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+  for chunk in chunks:
+    for session in sessions:
+      session.profile(chunk)
+  return [session.milliseconds() for session in sessions]
+
+
+class _Session:
+  """One model under LiteRT's profiler: its XNNPACK partitions and its profiled runs."""
+
+  def __init__(self, model: bytes, threads: int, inputs: Optional[Sequence[np.ndarray]]):
+    interpreter = litert.Interpreter(model_content=model, num_threads=threads)
+    interpreter.allocate_tensors()
+    taken = delegated_nodes(interpreter)
+    self.op_names = {int(op["index"]): op["op_name"]
+                     for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                     if op["op_name"] != "DELEGATE"}
+    partitions: dict[int, list[int]] = {}
+    for node, delegate in taken.items():
+      partitions.setdefault(delegate, []).append(node)
+    self.partition_nodes = [sorted(partitions[d]) for d in sorted(partitions)]
+    self.profiled = _ProfiledModel(model, threads)
+    if inputs is not None:
+      for i, array in enumerate(inputs):
+        self.profiled.set_input(i, np.asarray(array)[:1])
+    self.invocations: list[list[tuple]] = []
+
+  def profile(self, runs: int) -> None:
+    """Runs the model `runs` times under the profiler and keeps their events."""
+    lib, profiled = _lib(), self.profiled
+    lib.LiteRtResetProfiler(profiled.profiler)
+    _ok(lib.LiteRtStartProfiler(profiled.profiler), "profiler start")
+    for _ in range(runs):
+      profiled.run()
+    _ok(lib.LiteRtStopProfiler(profiled.profiler), "profiler stop")
+    current = None
+    for tag, kind, elapsed, meta in profiled.events():
+      if kind == _EVENT_RUN and tag == "Invoke":
+        current = []
+        self.invocations.append(current)
+      elif current is not None and kind in (_EVENT_OP, _EVENT_DELEGATE_OP):
+        current.append((tag, kind, elapsed, meta))
+
+  def milliseconds(self) -> dict[int, float]:
+    """Mean ms per node over the profiled runs."""
+    if not self.invocations:
+      raise ProfileError("LiteRT's profiler recorded no run of the model.")
+    totals: dict[int, float] = {}
+    for events in self.invocations:
+      groups, group = [], None
+      for tag, kind, elapsed, meta in events:
+        if kind == _EVENT_OP:
+          totals[meta] = totals.get(meta, 0.0) + elapsed
+          group = None
+        else:  # an XNNPACK operator; its position restarts at 0 in each partition
+          if group is None or meta == 0:
+            group = []
+            groups.append(group)
+          group.append((tag, elapsed))
+      if len(groups) != len(self.partition_nodes):
+        raise ProfileError(f"LiteRT's profiler reported {len(groups)} XNNPACK partitions; the "
+                           f"model has {len(self.partition_nodes)}.")
+      for nodes, group in zip(self.partition_nodes, groups):
+        _assign(nodes, group, self.op_names, totals)
+    return {node: total / len(self.invocations) / 1000.0
+            for node, total in sorted(totals.items())}
 
 
 # XNNPACK operator names (their prefix) each TFLite op runs as.
