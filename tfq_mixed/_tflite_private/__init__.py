@@ -305,7 +305,7 @@ def profile_interleaved(models: Sequence[bytes], *, threads: int = 1, runs: int 
     with _native_output.captured(native_log):  # LiteRT's INFO lines (accelerator registered, ...)
       return profiler.interleaved_node_milliseconds(
           [static_shapes(m) for m in models], threads=threads, runs=runs, warmup=warmup,
-          inputs=[inputs] * len(models), rounds=rounds)
+          inputs=inputs, rounds=rounds)
   except profiler.ProfileError as e:
     raise errors.ProfileError(
         f"LiteRT's per-op profiler failed: {e} Latency budgets need it; use a MAC (`ratio`) or "

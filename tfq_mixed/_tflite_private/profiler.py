@@ -229,17 +229,16 @@ def node_milliseconds(model: bytes, *, threads: int = 1, runs: int = 50, warmup:
       not match its nodes (the times could then not be put on nodes).
   """
   return interleaved_node_milliseconds([model], threads=threads, runs=runs, warmup=warmup,
-                                       inputs=[inputs], rounds=1)[0]
+                                       inputs=inputs, rounds=1)[0]
 
 
 def interleaved_node_milliseconds(models: Sequence[bytes], *, threads: int = 1, runs: int = 50,
-                                  warmup: int = 5, inputs: Sequence = (),
+                                  warmup: int = 5, inputs: Optional[Sequence[np.ndarray]] = None,
                                   rounds: int = 5) -> list[dict[int, float]]:
-  """`node_milliseconds` of several models, profiled in turn in `rounds` rounds of
-  `runs / rounds` runs each, so that a slower or faster spell of a shared machine falls on every
-  model alike: the models' times are compared with each other (`inputs`: one per model)."""
-  sessions = [_Session(model, threads, inputs[i] if i < len(inputs) else None)
-              for i, model in enumerate(models)]
+  """`node_milliseconds` of several models fed the same `inputs`, profiled in turn in `rounds`
+  rounds of `runs / rounds` runs each, so that a slower or faster spell of a shared machine falls
+  on every model alike: the models' times are compared with each other."""
+  sessions = [_Session(model, threads, inputs) for model in models]
   for session in sessions:
     for _ in range(warmup):
       session.profiled.run()
