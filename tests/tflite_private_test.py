@@ -128,3 +128,31 @@ def test_models_profiled_in_turns_keep_their_own_nodes(digits_analysis):
     assert set(times) == {op["index"] for op in _tflite_private.ops(interpreter)}
     assert sum(times.values()) > 0
   assert len(timings[0]) != len(timings[1])  # the int8 model has its QUANTIZE/DEQUANTIZE ops
+
+
+def test_custom_op_versions_are_restored_only_where_they_differ(digits):
+  model, images, _ = digits
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.representative_dataset = lambda: ([x[None]] for x in images[:8])
+  calibrated = _tflite_private.calibrate_only(converter)
+
+  def with_custom_code(tflite, version):  # an unused custom operator code, as MediaPipe's
+    obj = _tflite_private.model_object(tflite)
+    code = _tflite_private.schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = _tflite_private.schema.BuiltinOperator.CUSTOM
+    code.customCode, code.version = b"Convolution2DTransposeBias", version
+    obj.operatorCodes.append(code)
+    return _tflite_private.model_bytes(obj)
+
+  def custom_versions(tflite):
+    return [(c.customCode, c.version) for c in _tflite_private.model_object(tflite).operatorCodes
+            if c.customCode]
+
+  reference = with_custom_code(calibrated, 2)
+  quantized = with_custom_code(_tflite_private.quantize(calibrated, per_channel=True), 1)
+  restored = _tflite_private.restore_custom_op_versions(quantized, reference)
+  assert custom_versions(quantized) == [(b"Convolution2DTransposeBias", 1)]
+  assert custom_versions(restored) == [(b"Convolution2DTransposeBias", 2)]
+  # Nothing to restore: the very same bytes back.
+  assert _tflite_private.restore_custom_op_versions(restored, reference) is restored
+  assert _tflite_private.restore_custom_op_versions(quantized, calibrated) is quantized

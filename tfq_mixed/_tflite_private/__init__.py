@@ -170,17 +170,22 @@ def restore_custom_op_versions(quantized: bytes, reference: bytes) -> bytes:
   TensorFlow's quantizer writes every custom op code as version 1; a runtime registering its
   kernels at another version (MediaPipe: 2) then reports "unresolved custom op".
   """
-  versions = {code.customCode: code.version for code in model_object(reference).operatorCodes
-              if code.customCode}
-  if not versions:
+  versions = _custom_op_versions(reference)
+  if not any(versions.get(code, version) != version
+             for code, version in _custom_op_versions(quantized).items()):
     return quantized
   obj = model_object(quantized)
-  changed = False
   for code in obj.operatorCodes:
-    if code.customCode in versions and code.version != versions[code.customCode]:
+    if code.customCode in versions:
       code.version = versions[code.customCode]
-      changed = True
-  return model_bytes(obj) if changed else quantized
+  return model_bytes(obj)
+
+
+def _custom_op_versions(model: bytes) -> dict[bytes, int]:
+  """{custom code: version} of `model`'s operator codes, read in place (no unpacking)."""
+  root = _schema.Model.GetRootAs(model, 0)
+  codes = (root.OperatorCodes(i) for i in range(root.OperatorCodesLength()))
+  return {code.CustomCode(): code.Version() for code in codes if code.CustomCode()}
 
 
 def set_per_channel(converter: tf.lite.TFLiteConverter, per_channel: bool) -> None:
