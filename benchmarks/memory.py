@@ -14,7 +14,10 @@ from /proc and a 20 ms RSS sampler that says which step the peak was in):
 
 1. plain: `tf.lite.TFLiteConverter.from_keras_model(model)`, `Optimize.DEFAULT`, a representative
    dataset yielding the 500 images one at a time, `.convert()`.
-2. analyze: `tfq_mixed.analyze(model, images)` (defaults: max_samples=500, batch_size=16).
+2. analyze: `tfq_mixed.analyze(model, images)` (defaults: max_samples=500, batch_size=16); the
+   target compares its peak. The same child then runs the main job's default budget on that
+   analysis, `quantize(max_latency=1.1)` (the precision ladder: its candidate models and latency
+   profile), and reports the peak of both together.
 
 Both children hold the 500 preprocessed images (301 MB) before converting, as a user would.
 Results go to `--output_dir` as `memory.md` and `memory.json`, written atomically.
@@ -64,6 +67,9 @@ _CHILD = flags.DEFINE_enum("_child", None, ["plain", "analyze"],
                            "Internal: measure one conversion's peak memory in this process.")
 
 TARGET = 1.5
+QUANTIZE_BUDGET = {"max_latency": 1.1}
+"""The main job's default budget, quantized on the analysis after it is measured (reported)."""
+QUANTIZE_LABEL = ", ".join(f"{k}={v:g}" for k, v in QUANTIZE_BUDGET.items())
 _CHILD_MARKER = "MEMORY_BENCHMARK_CHILD_RESULT "
 _RESULT_NAME = "memory"
 _SAMPLE_SECONDS = 0.02
@@ -145,11 +151,18 @@ def _run_child(kind: str) -> None:
         if analysis.num_samples != len(images):
           raise RuntimeError(f"analyze used {analysis.num_samples} samples, expected {len(images)}")
     seconds = time.perf_counter() - start
-  common.report_child(_CHILD_MARKER, {
-      "kind": kind, "seconds": seconds, "num_images": int(len(images)),
+    peaks = {"ru_maxrss_mib": common.maxrss_mib(), "vm_hwm_mib": common.status_mib("VmHWM")}
+    quantize = None
+    if kind == "analyze":  # then the main job's default budget on that analysis
+      sampler.step = f"quantize({QUANTIZE_LABEL}) (precision ladder)"
+      start = time.perf_counter()
+      with common.quiet_stdout():
+        analysis.quantize(**QUANTIZE_BUDGET)
+      quantize = {"seconds": time.perf_counter() - start, "ru_maxrss_mib": common.maxrss_mib()}
+  common.report_child(_CHILD_MARKER, dict(peaks, **{
+      "kind": kind, "seconds": seconds, "num_images": int(len(images)), "quantize": quantize,
       "images_mib": images.nbytes / 2**20, "before_convert": before,
-      "ru_maxrss_mib": common.maxrss_mib(), "vm_hwm_mib": common.status_mib("VmHWM"),
-      "sampled_peak_mib_by_step": {k: round(v, 1) for k, v in sampler.peaks.items()}})
+      "sampled_peak_mib_by_step": {k: round(v, 1) for k, v in sampler.peaks.items()}}))
 
 
 def _child_args(kind: str) -> list[str]:
@@ -195,6 +208,13 @@ def render_markdown(r: dict) -> str:
       "| check | value | target | verdict |",
       "|---|---|---|---|",
       f"| analyze / plain peak RSS | {r['ratio']:.3f} | <= {TARGET} | **{r['verdict']}** |",
+  ]
+  if ours.get("quantize"):
+    q = ours["quantize"]
+    lines.append(f"| then `quantize({QUANTIZE_LABEL})` on it: peak RSS / plain | "
+                 f"{q['ru_maxrss_mib'] / plain['ru_maxrss_mib']:.3f} | | (reported: "
+                 f"{q['seconds']:.1f} s, peak {q['ru_maxrss_mib']:.0f} MiB) |")
+  lines += [
       "",
       "| side | peak RSS MiB | VmHWM MiB | RSS after loading TF, model, images MiB | "
       "peak while loading MiB | s |",
@@ -205,8 +225,8 @@ def render_markdown(r: dict) -> str:
     lines.append(f"| {name} | {side['ru_maxrss_mib']:.0f} | {side['vm_hwm_mib']:.0f} | "
                  f"{before['vm_rss_mib']:.0f} | {before['ru_maxrss_mib']:.0f} | "
                  f"{side['seconds']:.1f} |")
-  lines += ["", "Highest sampled RSS per step of analyze (20 ms sampler; the label is the innermost "
-            "step running, `analyze` = outside those steps):", "",
+  lines += ["", "Highest sampled RSS per step of analyze, then quantize (20 ms sampler; the label "
+            "is the innermost step running, `analyze` = outside those steps):", "",
             "| step | MiB |", "|---|---|"]
   for step, mib in ours["sampled_peak_mib_by_step"].items():
     lines.append(f"| {step} | {mib:.0f} |")

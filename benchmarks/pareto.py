@@ -289,14 +289,15 @@ def render_markdown(report: dict) -> str:
            f"{report['machine']}. Top-1 on the canonical evaluation split; latency is XNNPACK "
            "(LiteRT's default delegate), batch 1, median of round-robin runs, as a multiple of "
            "full int8 in the same run; size as a multiple of the full-int8 file. Ours: "
-           "`analysis.quantize(...)` with `fallback='auto'` unless said. Label-free fidelity on the "
-           "same evaluation images: how often top-1 agrees with the float model's, and the output "
-           "SQNR against it (dB); the calibration column is what the ladder measured when it "
-           "chose (its verification samples).", ""]
+           "`analysis.quantize(...)` with `fallback='auto'` unless said. Label-free fidelity on "
+           "the same evaluation images: how often top-1 agrees with the float model's, and the "
+           "output SQNR against it (dB); the calibration column is what the ladder measured when "
+           "it chose (its verification samples).", ""]
   for record in report["configs"]:
     lines += [f"## {record['model']}, {record['mode'].replace('_', '-')} weights", "",
-              f"{record['evaluation_images']} evaluation images; analysis {record['analysis_seconds']} "
-              f"s, latency profile {record['cost_profile_seconds']} s.", "",
+              f"{record['evaluation_images']} evaluation images; analysis "
+              f"{record['analysis_seconds']} s, latency profile "
+              f"{record['cost_profile_seconds']} s.", "",
               "| model | top-1 % | agrees with float % | output SQNR dB | latency 1 thread | "
               "latency 2 threads | size | budget achieved (predicted) | output SQNR dB "
               "(calibration) | float / dynamic nodes |",

@@ -136,6 +136,39 @@ def test_the_top_is_every_movable_node_at_its_highest_rung():
   assert dynamic_only.top[0].precisions == {0: DYNAMIC, 2: FLOAT}
 
 
+
+def test_the_dynamic_range_model_is_a_candidate_beside_the_walk():
+  """Every node that may be dynamic_int8 at it, the others float: the converter's dynamic-range
+  model; none where no node may be dynamic_int8; listed beside the top unless it is the top."""
+  _, graph = _chain()
+  noise = ladder.NoiseModel(noise={0: NodeNoise(4.0, 1.0, 0.5), 1: NodeNoise(0.5, 0.5, 1.0),
+                                   2: NodeNoise(2.0, 1.0, 1.0)}, weight_ratio={})
+  model, _ = _cost_model()
+  cost = lambda p, f: model.latency_ms(graph, p, f)
+
+  def walk(c0_dynamic_capable, fallback=ladder.Fallback.AUTO, gpu=False):
+    allowed = {0: ladder.moves(fallback, c0_dynamic_capable, gpu),
+               2: ladder.moves(fallback, True, gpu)}
+    return ladder.Walk(graph, noise, cost, allowed, {}, measure=lambda p: -p.cost, cost_step=0.0)
+
+  mixed = walk(c0_dynamic_capable=False)
+  point, value = mixed.dynamic
+  assert point.precisions == {0: FLOAT, 2: DYNAMIC}
+  assert point.floating == {0, 1, 2}  # relu reads only float: float too
+  # Its cost by hand: c0 float, relu float, c2 dynamic; all float between them, so no border.
+  assert point.cost == pytest.approx(4.0 + 0.2 + 2.5)
+  assert value == -point.cost
+  assert [label for label, _, _ in mixed.beside()] == ["top", "dynamic"]
+  every = walk(c0_dynamic_capable=True)
+  assert every.dynamic[0].precisions == {0: DYNAMIC, 2: DYNAMIC}
+  for no_dynamic in (walk(True, ladder.Fallback.FLOAT), walk(True, gpu=True)):
+    assert no_dynamic.dynamic is None
+    assert [label for label, _, _ in no_dynamic.beside()] == ["top"]
+  only_dynamic = walk(True, ladder.Fallback.DYNAMIC_INT8)  # its top is the dynamic-range model
+  assert only_dynamic.dynamic[0].precision == only_dynamic.top[0].precision
+  assert [label for label, _, _ in only_dynamic.beside()] == ["top"]
+
+
 def _gap_walk(measure=None):
   """a(0) -> b(1) -> c(2); b removes the most noise per cost but costs ten steps: the walk jumps
   from the start over a wide gap to b, then takes a."""

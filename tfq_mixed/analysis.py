@@ -279,9 +279,10 @@ class Analysis:
 
     Each node falls back (`fallback`) to `dynamic_int8` or `float`, or to the cheaper of the two
     for the output noise it removes (`'auto'`). The candidates are the points of a greedy walk up
-    that ladder (`ladder`); among those within the budget, the one whose output SQNR on the first
-    calibration samples is highest is built, so the output SQNR never falls as a budget grows and
-    is never below full int8's. `fallback='float'` with a `ratio` budget is the selection before
+    that ladder (`ladder`) and, for latency, size and fidelity budgets, two beside it: every node
+    at its highest rung, and TFLite's dynamic-range model (`Walk.beside`); among those within the
+    budget, the one whose output SQNR on the first calibration samples is highest is built, so the
+    output SQNR never falls as a budget grows and is never below full int8's. `fallback='float'` with a `ratio` budget is the selection before
     the ladder, byte for byte: whole nodes by `ranker`, ops without MACs following them.
 
     Args:
@@ -378,13 +379,15 @@ class Analysis:
       chosen = chosen or (0, walk.points[0], walk.measured[0])
     elif budget.kind in (BudgetKind.MAX_LATENCY, BudgetKind.MAX_SIZE):
       chosen = walk.choose(budget.value * reference)
-      # The top of the ladder (`Walk.top`) where it fits and measures better.
-      top, top_measured = walk.top
-      if top.cost <= budget.value * reference * (1 + 1e-12) and (
-          chosen is None or top_measured > chosen[2]):
-        chosen = ("top", top, top_measured)
-      elif chosen is None:
-        floor = min([p.cost for p in walk.points] + [top.cost]) / reference
+      # Beside the walk (the top of the ladder, the dynamic-range model): where one fits and
+      # measures better.
+      beside = walk.beside()
+      for label, point, measured in beside:
+        if point.cost <= budget.value * reference * (1 + 1e-12) and (
+            chosen is None or measured > chosen[2]):
+          chosen = (label, point, measured)
+      if chosen is None:
+        floor = min([p.cost for p in walk.points] + [b[1].cost for b in beside]) / reference
         what = "latency" if budget.kind == BudgetKind.MAX_LATENCY else "size"
         raise errors.InvalidArgumentError(
             f"`{budget.kind.value}`={budget.value:g} is below {floor:.4f}, the lowest {what} "
@@ -393,17 +396,16 @@ class Analysis:
     elif budget.kind == BudgetKind.MIN_OUTPUT_SQNR_DB:
       walk.extend(until=lambda: walk.measured[-1] >= budget.value)
       index = next((i for i, v in enumerate(walk.measured) if v >= budget.value), None)
-      top, top_measured = walk.top
-      if top_measured >= budget.value and (index is None or
-                                           top.cost < walk.points[index].cost):
-        chosen = ("top", top, top_measured)  # reaches the target, and cheaper
-      elif index is None:
+      beside = walk.beside()
+      chosen = None if index is None else (index, walk.points[index], walk.measured[index])
+      for label, point, measured in beside:  # reaches the target, and cheaper
+        if measured >= budget.value and (chosen is None or point.cost < chosen[1].cost):
+          chosen = (label, point, measured)
+      if chosen is None:
         raise errors.InvalidArgumentError(
             f"No model of this analysis reaches min_output_sqnr_db={budget.value:g}: the best "
-            f"measures {max(walk.measured + [top_measured]):.2f} dB on the calibration samples. "
-            "Lower the target.")
-      else:
-        chosen = (index, walk.points[index], walk.measured[index])
+            f"measures {max(walk.measured + [b[2] for b in beside]):.2f} dB on the calibration "
+            "samples. Lower the target.")
     else:
       walk.extend()
       index, evaluations = self._search_by_score(walk, evaluate, budget.value)

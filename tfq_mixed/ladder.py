@@ -232,6 +232,16 @@ class Walk:
     while not self.done and self._reach <= limit and not (until and until()):
       self._step()
 
+  def _reachable(self, node: int) -> set[Precision]:
+    """The precisions `node` can move up to from int8, in any number of moves."""
+    reachable, frontier = set(), [INT8]
+    while frontier:
+      for target in self.allowed[node].get(frontier.pop(), ()):
+        if target not in reachable:
+          reachable.add(target)
+          frontier.append(target)
+    return reachable
+
   @functools.cached_property
   def top(self) -> tuple[Point, float]:
     """(point, measured output SQNR) of every movable node at its highest rung (float where it
@@ -239,19 +249,38 @@ class Walk:
     worse (ops whose int8 errors partly cancel), and the best model where it is also the cheapest
     (small models whose float ops are faster than their int8 ones)."""
     precision = dict(self.start)
-    for node, ladder in self.allowed.items():
-      reachable, frontier = set(), [INT8]
-      while frontier:
-        for target in ladder.get(frontier.pop(), ()):
-          if target not in reachable:
-            reachable.add(target)
-            frontier.append(target)
+    for node in self.allowed:
+      reachable = self._reachable(node)
       if reachable:
         precision[node] = FLOAT if FLOAT in reachable else DYNAMIC
     if all(p == FLOAT for n, p in precision.items() if n in self.allowed):
       precision.update({node: FLOAT for node in self.float_at_top})
     point = self._point(precision)
     return point, self.measure(point)
+
+  @functools.cached_property
+  def dynamic(self) -> Optional[tuple[Point, float]]:
+    """(point, measured output SQNR) of every movable node at dynamic_int8 where it may be, the
+    others float where they may: TFLite's dynamic-range model (the converter's `Optimize.DEFAULT`
+    without data), the alternative users pick most, as a candidate beside the walk. None where
+    no node may be dynamic_int8 (`fallback='float'`, `gpu_compatible=True`)."""
+    precision = dict(self.start)
+    for node in self.allowed:
+      reachable = self._reachable(node)
+      if reachable:
+        precision[node] = DYNAMIC if DYNAMIC in reachable else FLOAT
+    if DYNAMIC not in precision.values():
+      return None
+    point = self._point(precision)
+    return point, self.measure(point)
+
+  def beside(self) -> list[tuple[str, Point, float]]:
+    """[(label, point, measured)] of the uniform candidates beside the walk (`top`, `dynamic`)
+    that latency, size and fidelity budgets also weigh; each made once, when first asked."""
+    found = [("top",) + self.top]
+    if self.dynamic is not None and self.dynamic[0].precision != self.top[0].precision:
+      found.append(("dynamic",) + self.dynamic)
+    return found
 
   def select(self, budget: float) -> int:
     """The last kept point whose cost fits `budget`, the walk extended past it; -1 if none."""

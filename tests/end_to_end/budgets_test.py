@@ -167,15 +167,43 @@ def test_a_failed_profile_is_a_clear_error_never_a_mac_fallback(digits, monkeypa
   assert analysis.quantize(ratio=0.9).int8_mac_ratio >= 0.9  # other budgets still work
 
 
-def test_the_top_of_the_ladder_where_it_fits_and_measures_best(digits_analysis):
+def test_the_candidates_beside_the_walk_where_they_fit_and_measure_best(digits_analysis):
   from tfq_mixed import costs  # pylint: disable=g-import-not-at-top
   walk = digits_analysis.walk(costs.CostKind.SIZE)
-  top, top_sqnr = walk.top
-  fits = top.cost / digits_analysis.sizes.int8_bytes
+  beside = {label: (point, measured) for label, point, measured in walk.beside()}
+  assert set(beside) == {"top", "dynamic"}
+  # The top (float where it may be) is the largest: a budget it fits, every candidate fits.
+  fits = beside["top"][0].cost / digits_analysis.sizes.int8_bytes
   result = digits_analysis.quantize(max_size=fits + 0.01)
-  best = max(walk.measured + [top_sqnr])
+  best = max(walk.measured + [measured for _, measured in beside.values()])
   assert result.config.budget["output_sqnr_db"] == pytest.approx(best, abs=1e-4)
-  assert (result.config.budget["point"] == "top") == (top_sqnr > max(walk.measured))
+  winner = max(beside, key=lambda label: beside[label][1])
+  assert (result.config.budget["point"] == winner) == (beside[winner][1] > max(walk.measured))
+
+
+def test_the_dynamic_range_candidate_is_tflites_dynamic_range_model(digits, digits_analysis):
+  """`Walk.dynamic` builds what the converter's `Optimize.DEFAULT` makes without data: the same
+  outputs, and the same hybrid ops (float activations, int8 weights), read from both models."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import _tflite_private, costs, ladder  # pylint: disable=g-import-not-at-top
+  model, images, _ = digits
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  theirs = converter.convert()
+  point, _ = digits_analysis.walk(costs.CostKind.SIZE).dynamic
+  ours = digits_analysis.build(*ladder.nodes_by_precision(point, digits_analysis.nodes))
+  x = images[:64]
+  assert metrics.sqnr_db(scores.predict(theirs, x), scores.predict(ours, x)) > 60.0
+
+  def weighted_ops(tflite):  # [(op, activation dtype, weight dtype)] of the weighted ops
+    interpreter = _tflite_private.make_interpreter(tflite)
+    dtype = lambda t: _tflite_private.tensor_details(interpreter, t)["dtype"].__name__
+    return sorted((op["op_name"], dtype(op["inputs"][0]), dtype(op["inputs"][1]))
+                  for op in _tflite_private.ops(interpreter)
+                  if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
+
+  assert weighted_ops(ours) == weighted_ops(theirs)
+  assert ("CONV_2D", "float32", "int8") in weighted_ops(ours)
 
 
 def test_ops_without_macs_can_leave_int8_on_their_own(digits_analysis):
