@@ -282,8 +282,9 @@ class Analysis:
     that ladder (`ladder`) and, for latency, size and fidelity budgets, two beside it: every node
     at its highest rung, and TFLite's dynamic-range model (`Walk.beside`); among those within the
     budget, the one whose output SQNR on the first calibration samples is highest is built, so the
-    output SQNR never falls as a budget grows and is never below full int8's. `fallback='float'` with a `ratio` budget is the selection before
-    the ladder, byte for byte: whole nodes by `ranker`, ops without MACs following them.
+    output SQNR never falls as a budget grows and is never below full int8's. `fallback='float'`
+    with a `ratio` budget is the selection before the ladder, byte for byte: whole nodes by
+    `ranker`, ops without MACs following them.
 
     Args:
       ratio, max_latency, max_size, min_output_sqnr_db, max_drop: the budget (one of them).
