@@ -3,11 +3,11 @@
 Latency comes from LiteRT's own per-op profiler (XNNPACK on this machine, `threads` threads, batch 1)
 run, in turns of 10 runs each, on four models of the calibration: full int8, full float, every
 eligible node dynamic-range, and a "checkerboard" (every other compute node float) whose QUANTIZE
-and DEQUANTIZE ops give the cost of an int8/float border per element. Bytes are the node's constant tensors in each precision, read
-from the same models without running them (`Sizes`: the same on every machine). A
-model's predicted latency is the sum of its nodes' times in their precisions plus one QUANTIZE or
-DEQUANTIZE per tensor crossing between the int8 and the float domain (`predict`); budgets are
-checked in those terms, and the model built is then what it is.
+and DEQUANTIZE ops give the cost of an int8/float border per element. Bytes are the node's
+constant tensors in each precision, read from the same models without running them (`Sizes`: the
+same on every machine). A model's predicted latency is the sum of its nodes' times in their
+precisions plus one QUANTIZE or DEQUANTIZE per tensor crossing between the int8 and the float
+domain (`predict`); budgets are checked in those terms, and the model built is then what it is.
 """
 
 from __future__ import annotations

@@ -232,15 +232,20 @@ class Walk:
     while not self.done and self._reach <= limit and not (until and until()):
       self._step()
 
-  def _reachable(self, node: int) -> set[Precision]:
-    """The precisions `node` can move up to from int8, in any number of moves."""
-    reachable, frontier = set(), [INT8]
-    while frontier:
-      for target in self.allowed[node].get(frontier.pop(), ()):
-        if target not in reachable:
-          reachable.add(target)
-          frontier.append(target)
-    return reachable
+  def _uniform(self, preferred: Precision) -> dict[int, Precision]:
+    """The start with every movable node at `preferred` where it can reach it, else at the other
+    rung above int8 it can reach (float or dynamic_int8)."""
+    precision = dict(self.start)
+    for node, ladder in self.allowed.items():
+      reachable, frontier = set(), [INT8]
+      while frontier:
+        for target in ladder.get(frontier.pop(), ()):
+          if target not in reachable:
+            reachable.add(target)
+            frontier.append(target)
+      if reachable:
+        precision[node] = preferred if preferred in reachable else next(iter(reachable))
+    return precision
 
   @functools.cached_property
   def top(self) -> tuple[Point, float]:
@@ -248,11 +253,7 @@ class Walk:
     may be): the candidate beside the walk that the walk may not reach through points measuring
     worse (ops whose int8 errors partly cancel), and the best model where it is also the cheapest
     (small models whose float ops are faster than their int8 ones)."""
-    precision = dict(self.start)
-    for node in self.allowed:
-      reachable = self._reachable(node)
-      if reachable:
-        precision[node] = FLOAT if FLOAT in reachable else DYNAMIC
+    precision = self._uniform(FLOAT)
     if all(p == FLOAT for n, p in precision.items() if n in self.allowed):
       precision.update({node: FLOAT for node in self.float_at_top})
     point = self._point(precision)
@@ -264,11 +265,7 @@ class Walk:
     others float where they may: TFLite's dynamic-range model (the converter's `Optimize.DEFAULT`
     without data), the alternative users pick most, as a candidate beside the walk. None where
     no node may be dynamic_int8 (`fallback='float'`, `gpu_compatible=True`)."""
-    precision = dict(self.start)
-    for node in self.allowed:
-      reachable = self._reachable(node)
-      if reachable:
-        precision[node] = DYNAMIC if DYNAMIC in reachable else FLOAT
+    precision = self._uniform(DYNAMIC)
     if DYNAMIC not in precision.values():
       return None
     point = self._point(precision)
