@@ -98,6 +98,33 @@ def test_a_move_that_measures_worse_is_ruled_out():
   assert walk.tried > len(walk.points)
 
 
+def test_an_island_removes_the_rounding_no_single_move_shows():
+  """a's noise is the rounding of its output, which b (int8) reads: a alone removes nothing, a
+  with its reader b removes it all. The walk takes that island first, b at its cheaper rung."""
+  nodes = (Node(0, "a", "CONV_2D", ("a",), 100), Node(1, "b", "CONV_2D", ("b",), 100),
+           Node(2, "c", "CONV_2D", ("c",), 100))
+  graph = costs.Graph(nodes=nodes, producers={1: (0,)}, reads_input=frozenset({0, 2}),
+                      writes_output=frozenset({1, 2}), elements={0: 10, 1: 10, 2: 10},
+                      input_elements={0: 10, 2: 10})
+  noise = ladder.NoiseModel(noise={0: NodeNoise(own=1.0, rounding=1.0, gain=1.0),
+                                   1: NodeNoise(own=0.1, rounding=0.0, gain=1.0),
+                                   2: NodeNoise(own=0.5, rounding=0.0, gain=1.0)},
+                            weight_ratio={})
+  price = {0: {FLOAT: 0.5}, 1: {DYNAMIC: 0.3, FLOAT: 0.5}, 2: {FLOAT: 1.0}}
+  cost = lambda precision, floating: sum(price[n][p] for n, p in precision.items() if p != INT8)
+  only_float = ladder.moves(ladder.Fallback.AUTO, False, False)
+  walk = ladder.Walk(graph, noise, cost, {0: only_float, 1: ladder.moves(
+      ladder.Fallback.AUTO, True, False), 2: only_float}, {}, measure=lambda p: -p.noise_left,
+                     cost_step=0.0)
+  # Alone: a removes nothing (its output is rounded again for b), b 0.1 for 0.3, c 0.5 for 1.0.
+  # a with b dynamic removes 1.0 for 0.8 (b float: 1.1 for 1.0): the most per unit of cost.
+  assert noise.left(graph, {0: FLOAT}, {0}) == pytest.approx(noise.full_int8())
+  walk.extend()
+  assert walk.points[1].precisions == {0: FLOAT, 1: DYNAMIC}
+  assert walk.points[1].cost == pytest.approx(0.8)
+  assert walk.points[1].noise_left == pytest.approx(0.1 + 0.5)
+
+
 def test_select_takes_the_last_kept_point_that_fits():
   walk = _walk(lambda point: -point.noise_left)
   start = walk.points[0].cost

@@ -160,12 +160,16 @@ class CostModel:
         total += self.border_ms(graph.input_elements[node.index], to_int8=True)
     return total
 
-def _constant_bytes(interpreter, op: dict, constants: set[int]) -> int:
+def _node_bytes(interpreter, op: dict, constants: set[int]) -> int:
+  """Bytes of `op` in its file: its constant tensors' data, and the quantization parameters
+  (float32 scales, int64 zero points) of those and of its outputs, which a float node drops."""
   total = 0
-  for t in op["inputs"]:
-    if t >= 0 and t in constants:
-      details = _tflite_private.tensor_details(interpreter, t)
+  for t in [t for t in op["inputs"] if t >= 0 and t in constants] + list(op["outputs"]):
+    details = _tflite_private.tensor_details(interpreter, t)
+    if t in constants:
       total += int(np.prod(details["shape"])) * np.dtype(details["dtype"]).itemsize
+    quantization = details.get("quantization_parameters") or {}
+    total += 4 * len(quantization.get("scales", ())) + 8 * len(quantization.get("zero_points", ()))
   return total
 
 
@@ -201,7 +205,7 @@ def measure_sizes(models: Mapping[Precision, bytes], nodes: Sequence[Node],
     interpreter, _, aligned, constants = _aligned_ops(model, nodes)
     for node in nodes:
       if node.index in aligned and (precision != DYNAMIC or node.index in dynamic):
-        sizes.setdefault(node.index, {})[precision] = _constant_bytes(
+        sizes.setdefault(node.index, {})[precision] = _node_bytes(
             interpreter, aligned[node.index], constants)
   return Sizes(bytes=sizes, int8_bytes=len(models[INT8]))
 

@@ -4,9 +4,10 @@ Every compute node runs in static `int8`, `dynamic_int8` (int8 weights, float ac
 at run time: `hybrid`) or `float`. The noise model says how much of the full-int8 model's output
 noise an assignment leaves (`NoiseModel`, from the two analysis passes, label-free); the cost model
 what it costs in MACs, latency or bytes (`costs`). Starting from full int8, the greedy walk
-(`trajectory`) takes, step by step, the move (one node one rung up) that removes the most output
-noise per unit of cost, moves that cost nothing first; an island of float neighbours pays its
-int8/float borders once, because costs and noise are those of the whole assignment. The walk does
+(`Walk`) takes, step by step, the move (one node one rung up, alone or with the int8 nodes that
+read its output) that removes the most output noise per unit of cost, moves that cost nothing
+first; an island of float neighbours pays its int8/float borders once and removes the rounding of
+the outputs inside it, because costs and noise are those of the whole assignment. The walk does
 not depend on the budget; each point is checked by measuring the model it makes. Where one dear
 move makes a wide gap between two points, a side chain of cheaper moves fills it (`Walk.side`).
 A budget takes the best-measuring of those points that fits it (`Walk.choose`).
@@ -164,11 +165,14 @@ class Walk:
 
   def _best_move(self, current: Point, forbidden: set, below: float = float("inf")):
     """(move, point) of the best move from `current` by the noise model, or None; moves in
-    `forbidden` and points costing `below` or more left out."""
+    `forbidden` and points costing `below` or more left out.
+
+    A move is one node one rung up, alone or with its readers (`_with_readers`): alone it removes
+    the node's own noise but not the rounding of its output where int8 ops read it."""
     state = current.precisions
     best = None
     for node, ladder in self.allowed.items():
-      options = []
+      alone, together = [], []
       here = state.get(node, INT8)
       if self.tie_break is not None and here != INT8:
         continue
@@ -178,23 +182,56 @@ class Walk:
         candidate = dict(state)
         candidate[node] = target
         point = self._point(candidate)
-        if point.cost >= below:
-          continue
-        removed = current.noise_left - point.noise_left
-        if removed > self._floor:
-          options.append((target, point, removed))
-      if self.tie_break is not None and len(options) == 2:
-        (_, cheap, cheap_removed), (_, dear, dear_removed) = sorted(
-            options, key=lambda o: self.tie_break(o[1].precisions, set(o[1].floating)))
-        if dear.cost >= cheap.cost and dear_removed < (1 + TIE_MARGIN) * cheap_removed:
-          options = [o for o in options if o[1] is cheap]
-      for target, point, removed in options:
+        grouped = self._with_readers(node, candidate, point, forbidden)
+        for options, found in ((alone, point), (together, grouped)):
+          if found is not None and found.cost < below:
+            removed = current.noise_left - found.noise_left
+            if removed > self._floor:
+              options.append((target, found, removed))
+      for target, point, removed in self._tie_broken(alone) + self._tie_broken(together):
         extra = point.cost - current.cost
         # Free moves first, the largest first; then the most noise removed per unit of cost.
         key = (0, -removed) if extra <= 0 else (1, -removed / extra)
         if best is None or key < best[0]:
           best = (key, (node, target), point)
     return None if best is None else (best[1], best[2])
+
+  def _with_readers(self, node: int, precision: dict[int, Precision], point: Point,
+                    forbidden: set) -> Optional[Point]:
+    """`point` (`node` moved up) with the int8 nodes that read `node`'s output moved up too, each
+    to its cheaper rung: the island that also removes the rounding of that output where it is
+    requantized (`NoiseModel`), which no single move shows. None where no int8 node reads it or
+    one of them may not move."""
+    readers = [c for c in self.graph.consumers.get(node, ()) if c not in point.floating]
+    if not readers:
+      return None
+    group = dict(precision)
+    for reader in sorted(set(readers)):
+      ups = [up for up in self.allowed.get(reader, {}).get(INT8, ())
+             if (reader, up) not in forbidden]
+      if not ups:
+        return None
+      group[reader] = min(ups, key=lambda up: self._rung_cost(group, reader, up))
+    return self._point(group)
+
+  def _rung_cost(self, precision: dict[int, Precision], node: int, up: Precision):
+    """(cost, second cost) of `precision` with `node` at `up`: what picks a reader's rung."""
+    trial = dict(precision)
+    trial[node] = up
+    floating = self.floating(trial)
+    second = self.tie_break(trial, floating) if self.tie_break is not None else 0.0
+    return self.cost(trial, floating), second
+
+  def _tie_broken(self, options: list) -> list:
+    """`options` (target, point, removed) of one node, the dearer rung in the second cost dropped
+    unless it removes `TIE_MARGIN` more noise (MAC budgets: `tie_break`)."""
+    if self.tie_break is None or len(options) != 2:
+      return options
+    (_, cheap, cheap_removed), (_, dear, dear_removed) = sorted(
+        options, key=lambda o: self.tie_break(o[1].precisions, set(o[1].floating)))
+    if dear.cost >= cheap.cost and dear_removed < (1 + TIE_MARGIN) * cheap_removed:
+      return [o for o in options if o[1] is cheap]
+    return options
 
   def _batch(self, last: Point, forbidden: set, below: float = float("inf")):
     """(first move, point) of the moves of one step from `last` (`_best_move` until they removed

@@ -63,14 +63,36 @@ def test_a_size_budget_is_met_in_bytes_and_uses_dynamic_int8(digits_analysis):
   budget = result.config.budget
   assert budget["kind"] == "max_size" and budget["achieved"] <= 1.15
   # In bytes as built, against the full-int8 file: within the budget, and the prediction (each
-  # node's constant bytes) within 6 % of the file, above it: the int8 tensors' quantization
-  # parameters, which a float node drops, are not counted (a 15 KB model's flatbuffer metadata).
+  # node's constant bytes and quantization parameters) within 6 % of the file, above it.
   built = len(result.tflite) / len(digits_analysis.int8_model)
   assert built <= 1.15 and budget["achieved"] - 0.06 <= built <= budget["achieved"] + 1e-3
   dynamic = [n for n, p in result.node_precisions.items() if p == tfq_mixed.Precision.DYNAMIC_INT8]
   assert dynamic and set(dynamic) == set(result.config.dynamic_nodes)
   assert {result.layer_precisions[name].precision for name in ("conv2",)} <= {
       "dynamic_int8", "int8"}
+
+
+def test_node_bytes_are_the_files_constants_and_quantization_parameters(digits_analysis):
+  """Counted from the flatbuffer (its object API, not the interpreter the size model reads): each
+  op's constant buffers, and the float32 scales and int64 zero points of those and its outputs."""
+  from tfq_mixed import _tflite_private, precisions  # pylint: disable=g-import-not-at-top
+  model = _tflite_private.model_object(digits_analysis.int8_model)
+  graph = model.subgraphs[0]
+  produced = {t for op in graph.operators for t in op.outputs}
+  aligned = precisions.align_ops(digits_analysis.nodes, _tflite_private.make_interpreter(
+      digits_analysis.int8_model))
+  counted = 0
+  for node in digits_analysis.nodes:
+    op = graph.operators[aligned[node.index]["index"]]
+    constants = [t for t in op.inputs if t >= 0 and t not in produced and t not in graph.inputs]
+    expected = sum(len(model.buffers[graph.tensors[t].buffer].data) for t in constants)
+    for t in constants + list(op.outputs):
+      q = graph.tensors[t].quantization
+      expected += 0 if q is None else 4 * len(q.scale if q.scale is not None else ()) + 8 * len(
+          q.zeroPoint if q.zeroPoint is not None else ())
+    assert digits_analysis.sizes.bytes[node.index][tfq_mixed.Precision.INT8] == expected
+    counted += expected > 0
+  assert counted == len(digits_analysis.nodes)
 
 
 def test_fallbacks_and_the_gpu_delegate(digits_analysis):
@@ -215,7 +237,7 @@ def test_ops_without_macs_can_leave_int8_on_their_own(digits_analysis):
   assert add.index in walk.allowed
   point = walk._point({add.index: tfq_mixed.Precision.FLOAT})  # pylint: disable=protected-access
   assert point.cost == 0
-  from tfq_mixed import precisions  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import _tflite_private, precisions  # pylint: disable=g-import-not-at-top
   read = precisions.node_precisions(digits_analysis.build([add.name]), digits_analysis.nodes)
   assert read[add.index] == tfq_mixed.Precision.FLOAT
   assert all(read[i] == tfq_mixed.Precision.INT8
