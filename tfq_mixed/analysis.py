@@ -3,13 +3,16 @@ recalibrating (steps 3 to 5 of the pipeline)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import hashlib
 import math
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from tfq_mixed import _heap
 from tfq_mixed import _tflite_private
 from tfq_mixed import calibrator
 from tfq_mixed import costs as costs_lib
@@ -32,6 +35,9 @@ from tfq_mixed.result import Result
 VERIFICATION_SAMPLES = 32
 """Calibration samples every candidate of the ladder is run on, its output SQNR measured against
 the float model's: the label-free check that picks among the candidates within a budget."""
+BUILDS_KEPT = 4
+"""Candidate models kept in memory, the last built (the one a budget takes is rebuilt if it is
+older): an analysis measures dozens, each as large as the model's file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +93,8 @@ class Analysis:
       keep = max(samples.fixed_batch, keep - keep % samples.fixed_batch)
     self._verification = [np.array(a[:keep]) for a in samples.arrays]
     self._fixed_batch = samples.fixed_batch
-    self._builds: dict[tuple, bytes] = {}
-    self._sqnr: dict[bytes, float] = {}
+    self._builds: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
+    self._sqnr: dict[bytes, float] = {}  # by the model's SHA-256: not the model itself
     self._walks: dict[tuple, ladder.Walk] = {}
     self._costs: dict[int, costs_lib.CostModel] = {}
 
@@ -114,15 +120,21 @@ class Analysis:
     if key not in self._builds:
       self._builds[key] = (self.int8_model if not float_nodes else
                            writer.build(self.calibration, float_nodes, dynamic_nodes))
+      _heap.release()  # what TensorFlow's quantizer freed
+      while len(self._builds) > BUILDS_KEPT:
+        self._builds.popitem(last=False)
+    self._builds.move_to_end(key)
     return self._builds[key]
 
   def output_sqnr_db(self, tflite: bytes) -> float:
     """SQNR (dB) of `tflite`'s outputs against the float model's, on the first calibration
     samples (up to `VERIFICATION_SAMPLES`): label-free, deterministic."""
-    if tflite not in self._sqnr:
-      self._sqnr[tflite] = metrics.sqnr_db(self._reference, _run(
+    digest = hashlib.sha256(tflite).digest()
+    if digest not in self._sqnr:
+      self._sqnr[digest] = metrics.sqnr_db(self._reference, _run(
           tflite, self.calibration.input_names, self._verification, self._fixed_batch))
-    return self._sqnr[tflite]
+      _heap.release()  # what the interpreter freed
+    return self._sqnr[digest]
 
   @functools.cached_property
   def _reference(self) -> np.ndarray:
@@ -195,6 +207,7 @@ class Analysis:
       self._costs[threads] = costs_lib.measure(
           self.build, self._uniform_models, self.nodes, self.dynamic_capable_nodes,
           [a[:1] for a in self._verification], threads=threads)
+      _heap.release()  # what the profiled interpreters freed
     return self._costs[threads]
 
   @functools.cached_property
