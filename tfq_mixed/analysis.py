@@ -120,7 +120,6 @@ class Analysis:
     if key not in self._builds:
       self._builds[key] = (self.int8_model if not float_nodes else
                            writer.build(self.calibration, float_nodes, dynamic_nodes))
-      _heap.release()  # what TensorFlow's quantizer freed
       while len(self._builds) > BUILDS_KEPT:
         self._builds.popitem(last=False)
     self._builds.move_to_end(key)
@@ -133,7 +132,6 @@ class Analysis:
     if digest not in self._sqnr:
       self._sqnr[digest] = metrics.sqnr_db(self._reference, _run(
           tflite, self.calibration.input_names, self._verification, self._fixed_batch))
-      _heap.release()  # what the interpreter freed
     return self._sqnr[digest]
 
   @functools.cached_property

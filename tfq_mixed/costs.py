@@ -95,10 +95,11 @@ def read_graph(calibrated_model: bytes, nodes: Sequence[Node],
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-  """Bytes per node and precision (its constant tensors), read from built models: no profiling.
+  """Bytes per node and precision (its constant tensors and quantization parameters), read from
+  built models: no profiling.
 
   Attributes:
-    bytes: node -> {precision: bytes of its constant tensors}.
+    bytes: node -> {precision: bytes of its constant tensors and quantization parameters}.
     int8_bytes: size of the full-int8 .tflite.
   """
 
@@ -106,7 +107,7 @@ class Sizes:
   int8_bytes: int
 
   def size_bytes(self, precision: Mapping[int, Precision], floating: set[int]) -> int:
-    """Predicted size: the full-int8 file plus each node's change of constant bytes."""
+    """Predicted size: the full-int8 file plus each node's change of bytes (`_node_bytes`)."""
     total = self.int8_bytes
     for node, sizes in self.bytes.items():
       if node in floating:
@@ -198,7 +199,7 @@ def uniform_models(build, int8_model: bytes, nodes: Sequence[Node],
 
 def measure_sizes(models: Mapping[Precision, bytes], nodes: Sequence[Node],
                   dynamic_nodes: Sequence[Node]) -> Sizes:
-  """Each node's constant bytes in each precision, from the uniform models (`uniform_models`)."""
+  """Each node's bytes in each precision, from the uniform models (`uniform_models`)."""
   dynamic = {n.index for n in dynamic_nodes}
   sizes: dict[int, dict[Precision, int]] = {}
   for precision, model in models.items():
