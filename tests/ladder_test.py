@@ -163,7 +163,6 @@ def test_the_top_is_every_movable_node_at_its_highest_rung():
   assert dynamic_only.top[0].precisions == {0: DYNAMIC, 2: FLOAT}
 
 
-
 def test_the_dynamic_range_model_is_a_candidate_beside_the_walk():
   """Every node that may be dynamic_int8 at it, the others float: the converter's dynamic-range
   model; none where no node may be dynamic_int8; listed beside the top unless it is the top."""

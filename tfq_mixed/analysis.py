@@ -395,7 +395,7 @@ class Analysis:
       # measures better.
       beside = walk.beside()
       for label, point, measured in beside:
-        if point.cost <= budget.value * reference * (1 + 1e-12) and (
+        if ladder.fits(point.cost, budget.value * reference) and (
             chosen is None or measured > chosen[2]):
           chosen = (label, point, measured)
       if chosen is None:

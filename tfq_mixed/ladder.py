@@ -206,12 +206,13 @@ class Walk:
     if not readers:
       return None
     group = dict(precision)
-    for reader in sorted(set(readers)):
+    for reader in sorted(readers):
       ups = [up for up in self.allowed.get(reader, {}).get(INT8, ())
              if (reader, up) not in forbidden]
       if not ups:
         return None
-      group[reader] = min(ups, key=lambda up: self._rung_cost(group, reader, up))
+      group[reader] = ups[0] if len(ups) == 1 else min(
+          ups, key=lambda up: self._rung_cost(group, reader, up))
     return self._point(group)
 
   def _rung_cost(self, precision: dict[int, Precision], node: int, up: Precision):
@@ -319,7 +320,7 @@ class Walk:
   def select(self, budget: float) -> int:
     """The last kept point whose cost fits `budget`, the walk extended past it; -1 if none."""
     self.extend(budget)
-    fitting = [i for i, p in enumerate(self.points) if _fits(p.cost, budget)]
+    fitting = [i for i, p in enumerate(self.points) if fits(p.cost, budget)]
     return fitting[-1] if fitting else -1
 
   def side(self, k: int) -> list[tuple[Point, float]]:
@@ -364,19 +365,20 @@ class Walk:
       self._step()
     best = None
     for k, (point, measured) in enumerate(zip(self.points, self.measured)):
-      if not _fits(point.cost, budget):
+      if not fits(point.cost, budget):
         continue
       found = [(k, point, measured)]
       if k + 1 < len(self.points):
         found += [(f"{k}+{j + 1}", p, m) for j, (p, m) in enumerate(self.side(k))
-                  if _fits(p.cost, budget)]
+                  if fits(p.cost, budget)]
       for candidate in found:
         if best is None or (candidate[2], -candidate[1].cost) > (best[2], -best[1].cost):
           best = candidate
     return best
 
 
-def _fits(cost: float, budget: float) -> bool:
+def fits(cost: float, budget: float) -> bool:
+  """`cost` within `budget`, up to rounding: every budget check of the ladder and its callers."""
   return cost <= budget * (1 + 1e-12) + 1e-12
 
 

@@ -237,7 +237,7 @@ def test_ops_without_macs_can_leave_int8_on_their_own(digits_analysis):
   assert add.index in walk.allowed
   point = walk._point({add.index: tfq_mixed.Precision.FLOAT})  # pylint: disable=protected-access
   assert point.cost == 0
-  from tfq_mixed import _tflite_private, precisions  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import precisions  # pylint: disable=g-import-not-at-top
   read = precisions.node_precisions(digits_analysis.build([add.name]), digits_analysis.nodes)
   assert read[add.index] == tfq_mixed.Precision.FLOAT
   assert all(read[i] == tfq_mixed.Precision.INT8
