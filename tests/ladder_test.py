@@ -234,6 +234,39 @@ def test_choose_never_gets_worse_with_the_budget_nor_depends_on_earlier_budgets(
     assert _gap_walk().choose(budget)[0] == walk.choose(budget)[0]
 
 
+def _exchange_walk():
+  """a(0) -> b(1): a removes the most noise per cost and comes first; b, ten times dearer, next.
+  The point past the gap holds both (cost 11); a budget of 10 fits b alone, which removes five
+  times a's noise: the exchange a walk that only adds moves never makes."""
+  nodes = (Node(0, "a", "CONV_2D", ("a",), 1), Node(1, "b", "CONV_2D", ("b",), 10))
+  graph = costs.Graph(nodes=nodes, producers={1: (0,)}, reads_input=frozenset({0}),
+                      writes_output=frozenset({1}), elements={0: 1, 1: 1}, input_elements={0: 1})
+  noise = ladder.NoiseModel(noise={0: NodeNoise(1.0, 0.0, 1.0), 1: NodeNoise(5.0, 0.0, 1.0)},
+                            weight_ratio={})
+  weights = {0: 1.0, 1: 10.0}
+  cost = lambda precision, floating: sum(weights[n] for n, p in precision.items() if p != INT8)
+  only_float = ladder.moves(ladder.Fallback.FLOAT, False, False)
+  return ladder.Walk(graph, noise, cost, {0: only_float, 1: only_float}, {},
+                     measure=lambda point: -point.noise_left, cost_step=1.0)
+
+
+def test_a_budget_inside_a_wide_gap_gets_the_dear_move_without_the_cheap_one():
+  walk = _exchange_walk()
+  walk.extend()
+  assert [p.precisions for p in walk.points] == [{}, {0: FLOAT}, {0: FLOAT, 1: FLOAT}]
+  assert walk.side(1) == []  # from {a}, b is the only move and lands on the next point
+  label, point, _ = walk.choose(10.0)
+  assert label == "1-1" and point.precisions == {1: FLOAT} and point.cost == 10.0
+  # Every level of the gap below 10 trims back to {a} (the kept point) or the start: nothing new.
+  assert [p.precisions for p, _ in walk.trims(1)] == [{1: FLOAT}]
+  assert walk.choose(9.5)[0] == 1 and walk.choose(11.0)[0] == 2
+  budgets = [0.0, 1.0, 5.0, 9.99, 10.0, 10.5, 11.0]
+  values = [walk.choose(b)[2] for b in budgets]
+  assert values == sorted(values)  # a larger budget never gets a worse model
+  for budget in budgets:  # nor does a budget depend on the budgets asked before
+    assert _exchange_walk().choose(budget)[0] == walk.choose(budget)[0]
+
+
 def test_a_side_point_that_measures_worse_is_not_a_candidate():
   def measure(point):  # a alone hurts, whatever the noise model says
     return -point.noise_left - (50.0 if point.precisions == {0: FLOAT} else 0.0)

@@ -9,14 +9,17 @@ read its output) that removes the most output noise per unit of cost, moves that
 first; an island of float neighbours pays its int8/float borders once and removes the rounding of
 the outputs inside it, because costs and noise are those of the whole assignment. The walk does
 not depend on the budget; each point is checked by measuring the model it makes. Where one dear
-move makes a wide gap between two points, a side chain of cheaper moves fills it (`Walk.side`).
-A budget takes the best-measuring of those points that fits it (`Walk.choose`).
+move makes a wide gap between two points, a side chain of cheaper moves fills it from below
+(`Walk.side`) and trims of the dearer point fill it from above (`Walk.trims`: the dear move kept,
+the cheap moves worth least dropped until it fits a level of the gap). A budget takes the
+best-measuring of those points that fits it (`Walk.choose`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Callable, Mapping, Optional, Sequence
 
 from tfq_mixed import costs as costs_lib
@@ -35,6 +38,8 @@ WIDE_GAP = 3.0
 """Two kept points more than 3 cost steps apart (a step of one dear move) have a side chain."""
 SIDE_TRIES = 8
 """Models measured at most for one side chain."""
+TRIM_TRIES = 4
+"""Levels of one wide gap trimmed to at most (the highest ones not yet holding a candidate)."""
 
 
 def moves(fallback: Fallback, dynamic_capable: bool, no_dynamic: bool) -> dict:
@@ -102,10 +107,11 @@ class Walk:
   against float on the calibration samples). A point that measures at least as well as the last
   kept one is kept; otherwise the first of its moves is ruled out and the walk resumes from the
   last kept point. So the kept points' measured SQNR never falls along the walk. Where the next
-  kept point is more than `WIDE_GAP` steps dearer, a side chain fills the gap (`side`). A budget
-  takes the best-measuring kept or side point that fits it (`choose`): a larger budget never gets
-  a worse model, and none is worse than full int8 (the start). Neither the walk nor its side
-  chains depend on the budget; they are only made as far as the largest budget asked so far needs.
+  kept point is more than `WIDE_GAP` steps dearer, a side chain fills the gap from below (`side`)
+  and trims of the dearer point from above (`trims`). A budget takes the best-measuring kept, side
+  or trimmed point that fits it (`choose`): a larger budget never gets a worse model, and none is
+  worse than full int8 (the start). Neither the walk nor its side chains and trims depend on the
+  budget; they are only made as far as the largest budget asked so far needs.
 
   Args:
     graph: the calibrated model's dataflow.
@@ -149,6 +155,7 @@ class Walk:
     self.done = False
     self._reach = -float("inf")  # the highest cost tried beyond the start
     self._sides: dict[int, list[tuple[Point, float]]] = {}
+    self._trims: dict[int, list[tuple[Point, float]]] = {}
 
   def floating(self, precision: Mapping[int, Precision]) -> set[int]:
     """The float domain: non-int8 compute nodes and the ops without MACs reading only them."""
@@ -351,10 +358,89 @@ class Walk:
     self._sides[k] = chain
     return chain
 
+  def _down_moves(self, current: Point) -> list[tuple[Point, float, float]]:
+    """[(point, noise added, cost saved)] of every move of one node one rung down from `current`
+    (to int8, or from float to dynamic_int8 where it may be) that saves cost."""
+    state = current.precisions
+    found = []
+    for node, ladder in self.allowed.items():
+      here = state.get(node, INT8)
+      if here == INT8:
+        continue
+      for target in (INT8, DYNAMIC):
+        if target == here or (target == DYNAMIC and (
+            here != FLOAT or DYNAMIC not in ladder.get(INT8, ()))):
+          continue
+        candidate = dict(state)
+        candidate[node] = target
+        point = self._point(candidate)
+        saved = current.cost - point.cost
+        if saved > 0:
+          found.append((point, point.noise_left - current.noise_left, saved))
+    return found
+
+  def _trim(self, point: Point, level: float) -> Optional[Point]:
+    """`point` with nodes moved down until its cost fits `level`, adding little noise by the noise
+    model (a greedy cover): from each point of a path of moves that each save no more than is
+    still needed (the least noise added per unit of cost saved first), the one move that makes it
+    fit with the least noise added; the trim is the best of those and the path's own end where
+    it fits. None if nothing fits."""
+    best = None
+    while True:
+      if fits(point.cost, level):
+        return point if best is None or point.noise_left < best.noise_left else best
+      moves = self._down_moves(point)
+      fitting = [m[0] for m in moves if fits(m[0].cost, level)]
+      if fitting:
+        found = min(fitting, key=lambda p: (p.noise_left, p.cost))
+        if best is None or found.noise_left < best.noise_left:
+          best = found
+      within = [m for m in moves if m[2] <= point.cost - level and not fits(m[0].cost, level)]
+      if not within:
+        return best
+      point = min(within, key=lambda m: (0, -m[2]) if m[1] <= 0 else (1, m[1] / m[2]))[0]
+
+  def trims(self, k: int) -> list[tuple[Point, float]]:
+    """The trims of the wide gap after kept point `k` (as for `side`): [(point, measured)]
+    costing between the two.
+
+    A point past the gap holds the dear move and, from earlier steps, cheap moves that removed
+    little noise each. Dropping the least useful of those, rather than the dear move, makes a
+    model that fits a budget inside the gap and may measure better than anything below it (a
+    knapsack's exchange, which a walk that only adds moves never makes). The gap's levels are
+    the multiples of `cost_step` inside it; from the highest down, at most `TRIM_TRIES` levels
+    whose cost step holds no candidate yet are each filled: every candidate above the level (`k +
+    1`, its side and trimmed points) is trimmed to it (`_trim`), and the trim that leaves the least
+    noise by the noise model is measured. Like the side chain, the trims do not depend on any
+    budget; each is a candidate of `choose`."""
+    if k in self._trims:
+      return self._trims[k]
+    low, high = self.points[k].cost, self.points[k + 1].cost
+    trimmed: list[tuple[Point, float]] = []
+    if self.cost_step > 0 and high - low > WIDE_GAP * self.cost_step:
+      above = [(self.points[k + 1], self.measured[k + 1])] + list(self.side(k))
+      level = self.cost_step * math.ceil(high / self.cost_step - 1.0)
+      tries = 0
+      while level > low and tries < TRIM_TRIES:
+        held = [p.cost for p, _ in above + trimmed] + [low]
+        if not any(level - self.cost_step < c <= level for c in held):
+          tries += 1
+          made = [self._trim(p, level) for p, _ in above + trimmed if p.cost > level]
+          made = [p for p in made if p is not None and p.cost > low and all(
+              p.precision != q.precision for q, _ in above + trimmed)]
+          if made:  # the one the noise model likes best, measured
+            point = min(made, key=lambda p: (p.noise_left, p.cost))
+            self.tried += 1
+            trimmed.append((point, self.measure(point)))
+        level -= self.cost_step
+    self._trims[k] = trimmed
+    return trimmed
+
   def choose(self, budget: float) -> Optional[tuple["int | str", Point, float]]:
     """(label, point, measured) of the best-measuring candidate that fits `budget`: the kept
-    points and the points of their side chains (labelled `"k+j"`, the j-th of point k's chain);
-    the cheaper on a tie. None if none fits.
+    points, the points of their side chains (labelled `"k+j"`, the j-th of point k's chain) and
+    their trims (`"k-j"`, the j-th trim of the gap after point k); the cheaper on a tie. None if
+    none fits.
 
     The candidates do not depend on the budget, and every one that fits it is made, so a larger
     budget never gets a model that measures worse, and none measures worse than the start."""
@@ -370,6 +456,8 @@ class Walk:
       found = [(k, point, measured)]
       if k + 1 < len(self.points):
         found += [(f"{k}+{j + 1}", p, m) for j, (p, m) in enumerate(self.side(k))
+                  if fits(p.cost, budget)]
+        found += [(f"{k}-{j + 1}", p, m) for j, (p, m) in enumerate(self.trims(k))
                   if fits(p.cost, budget)]
       for candidate in found:
         if best is None or (candidate[2], -candidate[1].cost) > (best[2], -best[1].cost):
