@@ -331,6 +331,17 @@ def test_main_job_writes_everything(digits, tmp_path):
   assert report.count("\n| ") == 1 + len(model.layers) - 1  # header + one row per layer
 
 
+def test_a_latency_budget_measured_over_in_the_timing_is_said():
+  from tfq_mixed.demo import main as main_job
+  note = main_job.over_budget_note("max_latency", 1.1, 1.17, 1.093)
+  assert "1.17x" in note and "max_latency=1.1" in note and "1.093x" in note
+  assert "tfq-benchmark" in note
+  assert main_job.over_budget_note("max_latency", 1.1, 1.09, 1.093) is None  # within: nothing
+  assert main_job.over_budget_note("max_latency", 1.1, 1.1, None) is None
+  assert main_job.over_budget_note("max_size", 1.1, 1.5, 1.05) is None  # not a latency budget
+  assert "predicted" not in main_job.over_budget_note("max_latency", 1.0, 1.2, None)
+
+
 def test_views_are_crops_and_mirrors():
   from tfq_mixed.demo import main as main_job
   photos = np.arange(2 * 16 * 16 * 3, dtype=np.float32).reshape(2, 16, 16, 3)
