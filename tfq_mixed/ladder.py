@@ -360,17 +360,13 @@ class Walk:
 
   def _down_moves(self, current: Point) -> list[tuple[Point, float, float]]:
     """[(point, noise added, cost saved)] of every move of one node one rung down from `current`
-    (to int8, or from float to dynamic_int8 where it may be) that saves cost."""
+    (to a rung its ladder moves up from to where it is: int8, or dynamic_int8 from float) that
+    saves cost."""
     state = current.precisions
     found = []
     for node, ladder in self.allowed.items():
       here = state.get(node, INT8)
-      if here == INT8:
-        continue
-      for target in (INT8, DYNAMIC):
-        if target == here or (target == DYNAMIC and (
-            here != FLOAT or DYNAMIC not in ladder.get(INT8, ()))):
-          continue
+      for target in [below for below, ups in ladder.items() if here in ups]:
         candidate = dict(state)
         candidate[node] = target
         point = self._point(candidate)

@@ -82,9 +82,10 @@ def run_job(model, photos, out_dir: str, *, budget: Optional[dict] = None,
   labels = None if photos.labels is None else np.tile(photos.labels, len(views) // len(photos))
   float_outputs = np.asarray(model.predict(views, batch_size=scores.keras_batch_size(model, 20),
                                            verbose=0))
+  ours = f"ours ({kind}={value:g})"
   models = {"float": latency.float_tflite(model),
             "dynamic-range": latency.dynamic_range_tflite(model),
-            "full int8": analysis.int8_model, f"ours ({kind}={value:g})": result.tflite}
+            "full int8": analysis.int8_model, ours: result.tflite}
   points = sweep.sweep(analysis, views, float_outputs, labels=labels, budgets=sweep_budgets,
                        verbose=verbose)
   point_models = {f"ours {p.budget}": analysis.quantize(**_budget(p.budget)).tflite
@@ -109,7 +110,7 @@ def run_job(model, photos, out_dir: str, *, budget: Optional[dict] = None,
         f"{s['output_sqnr_db']:>15.1f}")
   say(f"(XNNPACK, {threads} thread(s), median of {runs} round-robin runs, batch 1; scores on "
       f"{len(views)} views of {len(photos)} photos: whole, corner and center crops, mirrored)")
-  over = over_budget_note(kind, value, scored[f"ours ({kind}={value:g})"]["latency_vs_int8"],
+  over = over_budget_note(kind, value, scored[ours]["latency_vs_int8"],
                           result.config.budget.get("achieved"))
   if over:
     say(over)
