@@ -288,6 +288,16 @@ def write_result(path: str, data: "str | bytes") -> str:
   return path
 
 
+def save_figure(fig, path: str) -> str:
+  """Writes a matplotlib figure as PNG atomically (`write_result`) and closes it."""
+  import io  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return write_result(path, buffer.getvalue())
+
+
 def run_record(script: str) -> dict:
   """The head of a results record: the command that made it (this run's arguments), git revision,
   UTC date and machine."""
@@ -318,6 +328,38 @@ def plain_int8_convert(model, images) -> bytes:
   converter.representative_dataset = representative_dataset
   with quiet_stdout():
     return converter.convert()
+
+
+def dynamic_range_convert(model, per_channel: bool = True) -> bytes:
+  """TFLite's dynamic-range model: the converter's `Optimize.DEFAULT` without data (int8 weights,
+  per channel unless `per_channel=False`; float activations quantized at run time)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if not per_channel:
+    _tflite_private.set_per_channel(converter, False)
+  with quiet_stdout():
+    return converter.convert()
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def paired_interval(statistic, correct: dict, resamples: int = BOOTSTRAP_RESAMPLES) -> list:
+  """95 % interval of `statistic({label: top-1})` over the evaluation images resampled with
+  replacement, every model on the same resample (a paired bootstrap, seed 0): how far the images
+  alone move a figure. `correct`: label -> per-image booleans. Resamples where `statistic` returns
+  None are left out."""
+  count = len(next(iter(correct.values())))
+  rng = np.random.default_rng(0)
+  values = []
+  for _ in range(resamples):
+    index = rng.integers(0, count, count)
+    value = statistic({label: float(np.mean(c[index])) for label, c in correct.items()})
+    if value is not None:
+      values.append(value)
+  return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
 
 
 # Peak memory, measured in a fresh child process per side.

@@ -44,7 +44,6 @@ SIZE_BUDGETS = (1.05, 1.1, 1.25)
 FLOAT_RATIOS = (0.95, 0.9, 0.8)
 GAP_TARGET, NEAR_TARGET, SPEED_TARGET, SIZE_TARGET = 0.90, 0.002, 0.9, 1.1
 MIN_LOSS = 0.01
-BOOTSTRAP_RESAMPLES = 2000
 
 _SHARED = flags.DEFINE_string("shared", None, "The shared folder (default ../shared).")
 _MODELS = flags.DEFINE_list("models", list(common.MODELS), "Zoo models.")
@@ -60,7 +59,6 @@ _OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "
 def converter_models(model, calibration: np.ndarray, per_channel: bool) -> dict[str, bytes]:
   """TensorFlow Lite's own alternatives: dynamic-range, fp16 weights, int16x8."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfq_mixed import _tflite_private  # pylint: disable=g-import-not-at-top
 
   def convert(configure) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -72,9 +70,6 @@ def converter_models(model, calibration: np.ndarray, per_channel: bool) -> dict[
     for x in calibration[:100]:
       yield [x[None]]
 
-  def dynamic(converter):
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-
   def fp16(converter):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
@@ -85,13 +80,10 @@ def converter_models(model, calibration: np.ndarray, per_channel: bool) -> dict[
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 
-  models = {"dynamic-range": convert(dynamic), "fp16 weights": convert(fp16),
+  models = {"dynamic-range": common.dynamic_range_convert(model), "fp16 weights": convert(fp16),
             "int16x8": convert(int16x8)}
   if not per_channel:
-    def dynamic_per_tensor(converter):
-      dynamic(converter)
-      _tflite_private.set_per_channel(converter, False)
-    models["dynamic-range per-tensor"] = convert(dynamic_per_tensor)
+    models["dynamic-range per-tensor"] = common.dynamic_range_convert(model, per_channel=False)
   return models
 
 
@@ -167,21 +159,6 @@ def run_config(shared: str, name: str, mode: str, threads: list[int]) -> dict:
   return record
 
 
-def interval(statistic, correct: dict, resamples: int = BOOTSTRAP_RESAMPLES) -> list:
-  """95 % interval of `statistic({label: top-1})` over the evaluation images resampled with
-  replacement, every model on the same resample (a paired bootstrap, seed 0): how far the images
-  alone move a figure. Resamples where `statistic` returns None are left out."""
-  count = len(next(iter(correct.values())))
-  rng = np.random.default_rng(0)
-  values = []
-  for _ in range(resamples):
-    index = rng.integers(0, count, count)
-    value = statistic({label: float(np.mean(c[index])) for label, c in correct.items()})
-    if value is not None:
-      values.append(value)
-  return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
-
-
 def _label_free(row: dict) -> dict:
   return {"output_sqnr_db": row["output_sqnr_db"], "agreement": round(row["agreement"], 4)}
 
@@ -214,14 +191,15 @@ def targets(rows: dict, correct: dict) -> dict:
   fastest = min(ours, key=lambda k: ours[k]["latency_1t"])
   b_interval = None
   if best_fast is not None:
-    b_interval = interval(lambda top1: top1[best_fast] - min(top1["float"], top1["dynamic-range"]),
-                          {k: correct[k] for k in (best_fast, "float", "dynamic-range")})
+    b_interval = common.paired_interval(
+        lambda top1: top1[best_fast] - min(top1["float"], top1["dynamic-range"]),
+        {k: correct[k] for k in (best_fast, "float", "dynamic-range")})
   # 18 of a 20-image gap is 90 %, though (0.66444 - 0.64444) / 0.02222 computes to 0.8999...
   return {"applies": True,
           "a_gap_recovered_at_1.05": {
               "value": round(recovered, 4), "target": GAP_TARGET,
               "met": recovered >= GAP_TARGET - 1e-9,
-              "interval": interval(recovered_share,
+              "interval": common.paired_interval(recovered_share,
                                    {k: correct[k] for k in (at_label, "float", "full int8")}),
               "label_free": {k: _label_free(rows[k])
                              for k in (at_label, "full int8", "dynamic-range")}},
@@ -267,11 +245,7 @@ def plot(record: dict, path: str) -> str:
   ax.set_title(f"{record['model']} ({record['mode'].replace('_', '-')} weights)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc="lower right")
-  import io  # pylint: disable=g-import-not-at-top
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  return common.write_result(path, buffer.getvalue())
+  return common.save_figure(fig, path)
 
 
 def _percent_interval(bounds) -> str:

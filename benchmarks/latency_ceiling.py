@@ -1,0 +1,364 @@
+r"""The best accuracy any precision assignment reaches within a latency: the exact frontier, measured.
+
+Target (b) of the precision-ladder issue asks for a point within 0.2 top-1 points of
+min(float, dynamic-range) at no more than 0.9x dynamic-range's latency. Where our ladder has none
+(`results/pareto.md`), this script shows whether any assignment has one, as `budget_ceiling.py`
+did for the float budgets.
+
+For a model whose graph is a chain (every op reads the one before it: Tiny Darknet), the cost and
+noise models the ladder selects by (`tfq_mixed.costs`, `tfq_mixed.ladder.NoiseModel`) are sums of
+terms that each depend on one op's precision and its reader's domain. A dynamic program over the
+ops, with the domain (int8 or float) of the tensor between them as its state, so gives the
+*exact* Pareto frontier of (predicted latency, predicted output noise) over every assignment:
+each compute op static int8, dynamic_int8 or float, and every op without MACs (LeakyReLU, pooling)
+in either domain on its own, a superset of what the ladder may pick (there, such an op follows
+the op it reads). Every frontier point up to `--max_predicted` is then built as a real `.tflite`,
+timed round-robin with full int8, TFLite's dynamic-range model and float (XNNPACK, 1 thread,
+as ratios to full int8 in the same run) and evaluated with labels on the canonical evaluation
+split. The best top-1 within the target's latency is a ceiling for every method that selects by
+these cost and noise models, ours included; it uses the labels to choose, so it is a reference,
+not a method. Each point's predicted latency and noise are checked against `CostModel.latency_ms`
+and `NoiseModel.left` (the script stops if they disagree).
+
+Usage:
+  python benchmarks/latency_ceiling.py [--models=tiny_darknet] [--modes=per_tensor]
+      [--max_predicted=1.0]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+from absl import app
+from absl import flags
+
+# Run as a script from a checkout: benchmark this checkout's tfq_mixed, not an installed copy.
+sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.path.dirname(os.path.abspath(__file__))]
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+SPEED_TARGET, NEAR_TARGET = 0.9, 0.002
+"""Target (b): within 0.2 points of min(float, dynamic-range), at <= 0.9x its latency."""
+COST_UNITS = 4000
+"""The dynamic program rounds each op's cost to 1/COST_UNITS of full int8's latency (keys only:
+costs and noise are carried exactly)."""
+
+_SHARED = flags.DEFINE_string("shared", None, "The shared folder (default ../shared).")
+_MODELS = flags.DEFINE_list("models", ["tiny_darknet"], "Zoo models (chain graphs).")
+_MODES = flags.DEFINE_list("modes", ["per_tensor"], "Weight modes.")
+_MAX_PREDICTED = flags.DEFINE_float(
+    "max_predicted", 1.0, "Frontier points built and measured: predicted latency up to this "
+    "multiple of full int8's.")
+_RUNS = flags.DEFINE_integer("runs", 40, "Timed round-robin runs.")
+_OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
+                           "Results folder.")
+
+
+def chain_order(graph) -> list[int]:
+  """The node indices of `graph` in order, where each reads the one before it (and nothing else).
+
+  Raises:
+    ValueError: the graph is not a chain (the dynamic program needs one).
+  """
+  order = [n.index for n in graph.nodes]
+  for previous, node in zip(order, order[1:]):
+    if tuple(graph.producers.get(node, ())) != (previous,):
+      raise ValueError(f"node {node} reads {graph.producers.get(node)}, not only node {previous}: "
+                       "the exact frontier needs a chain graph (each op reads the one before).")
+  return order
+
+
+def frontier(analysis, threads: int = 1) -> list[tuple[float, float, tuple]]:
+  """Every assignment on the exact (predicted latency ms, predicted noise) frontier, cheapest first:
+  (latency, noise, precisions in node order). Dynamic program over the chain; the state is the
+  precision of the last op, whose noise is added once its reader's domain is known."""
+  from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
+  int8, dynamic, floating = Precision.INT8, Precision.DYNAMIC_INT8, Precision.FLOAT
+  graph, costs, noise_model = analysis.graph, analysis.costs(threads), analysis.noise_model
+  order = chain_order(graph)
+  forced = {n.index for n in analysis.int8_unsupported_nodes}
+  stubborn = {n.index for n in analysis.stubborn_nodes}
+  capable = {n.index for n in analysis.dynamic_capable_nodes}
+  unit = analysis.costs(threads).latency_ms(graph, {}, set()) / COST_UNITS
+
+  def options(node):
+    if node in forced:
+      return [floating]
+    if node in stubborn:
+      return [int8]
+    return [int8, floating] + ([dynamic] if node in capable else [])
+
+  def time(node, precision):
+    times = costs.milliseconds.get(node)
+    return 0.0 if times is None else times[precision]
+
+  def noise(node, precision, reader_float):
+    n = noise_model.noise.get(node)
+    if n is None:
+      return 0.0
+    if precision == int8:
+      return n.own * n.gain
+    kept = 0.0 if reader_float else n.rounding
+    if precision == dynamic:
+      kept += max(n.own - n.rounding, 0.0) * noise_model.weight_ratio.get(node, 1.0)
+    return kept * n.gain
+
+  first = order[0]
+  states: dict = {}
+  for p in options(first):
+    cost = time(first, p) + (costs.border_ms(graph.input_elements[first], to_int8=True)
+                             if p == int8 else 0.0)
+    states.setdefault(p, {})[round(cost / unit)] = (cost, 0.0, (p,))
+  for previous, node in zip(order, order[1:]):
+    new: dict = {}
+    for last, table in states.items():
+      for cost, noise_so_far, path in table.values():
+        for p in options(node):
+          border = 0.0
+          if (last == int8) != (p == int8):
+            border = costs.border_ms(graph.elements[previous], to_int8=p == int8)
+          total = cost + border + time(node, p)
+          left = noise_so_far + noise(previous, last, p != int8)
+          key = round(total / unit)
+          slot = new.setdefault(p, {})
+          if key not in slot or slot[key][1] > left:
+            slot[key] = (total, left, path + (p,))
+    states = {}
+    for p, slot in new.items():  # keep what no cheaper entry of the same state beats
+      best, kept = math.inf, {}
+      for key in sorted(slot):
+        if slot[key][1] < best:
+          kept[key], best = slot[key], slot[key][1]
+      states[p] = kept
+  last_node = order[-1]
+  ends = []
+  for last, table in states.items():
+    for cost, left, path in table.values():
+      if last == int8:
+        cost += costs.border_ms(graph.elements[last_node], to_int8=False)
+      ends.append((cost, left + noise(last_node, last, True), path))
+  points, best = [], math.inf
+  for cost, left, path in sorted(ends, key=lambda e: (e[0], e[1])):
+    if left < best:
+      points.append((cost, left, path))
+      best = left
+  return points
+
+
+def check_point(analysis, order, path, cost: float, left: float, threads: int = 1) -> None:
+  """Stops unless the library's own cost and noise models give the frontier's figures."""
+  from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
+  graph = analysis.graph
+  compute = {n.index for n in graph.nodes if n.is_compute}
+  precision = {n: p for n, p in zip(order, path) if p != Precision.INT8 and n in compute}
+  floating = {n for n, p in zip(order, path) if p != Precision.INT8}
+  latency = analysis.costs(threads).latency_ms(graph, precision, floating)
+  noise = analysis.noise_model.left(graph, precision, floating)
+  if not (math.isclose(latency, cost, rel_tol=1e-9) and math.isclose(noise, left, rel_tol=1e-9,
+                                                                     abs_tol=1e-30)):
+    sys.exit(f"error: the frontier's figures ({cost} ms, noise {left}) differ from the library's "
+             f"cost and noise models ({latency} ms, noise {noise}) for {path}")
+
+
+def run_config(shared: str, name: str, mode: str) -> dict:
+  import tfq_mixed  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import metrics  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.evaluation import scores  # pylint: disable=g-import-not-at-top
+  from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
+  model = common.load_model(shared, name)
+  calibration, _ = common.load_split(shared, name, "calibration")
+  eval_x, eval_y = common.load_split(shared, name, "evaluation")
+  common.log(f"{name} {mode}: {len(calibration)} calibration, {len(eval_x)} evaluation images")
+  analysis = tfq_mixed.analyze(model, calibration, per_channel=mode == "per_channel")
+  order = chain_order(analysis.graph)
+  reference_ms = analysis.costs(1).latency_ms(analysis.graph, {}, set())
+  full_noise = analysis.noise_model.full_int8()
+  points = frontier(analysis)
+  common.log(f"exact frontier: {len(points)} points, predicted {points[0][0] / reference_ms:.3f}"
+             f" to {points[-1][0] / reference_ms:.3f} x int8")
+  names = {n.index: n.name for n in analysis.nodes}
+  compute = {n.index for n in analysis.nodes if n.is_compute}
+  with common.quiet_stdout():
+    models = {"float": analysis.float_model, "dynamic-range": common.dynamic_range_convert(model),
+              "full int8": analysis.int8_model}
+  rows = {label: {} for label in models}
+  shown = [p for p in points if p[0] <= _MAX_PREDICTED.value * reference_ms]
+  for k, (cost, left, path) in enumerate(shown):
+    check_point(analysis, order, path, cost, left)
+    label = f"frontier {k}"
+    models[label] = analysis.build(
+        [names[n] for n, p in zip(order, path) if p != Precision.INT8],
+        [names[n] for n, p in zip(order, path) if p == Precision.DYNAMIC_INT8])
+    letters = "".join({Precision.INT8: "i", Precision.DYNAMIC_INT8: "d",
+                       Precision.FLOAT: "f"}[p] for p in path)
+    rows[label] = {
+        "assignment": letters, "predicted_latency": round(cost / reference_ms, 4),
+        "noise_left": round(left / full_noise, 4),
+        "compute_nodes": {p.value: sum(1 for n, q in zip(order, path) if q == p and n in compute)
+                          for p in Precision},
+        "float_ops_without_macs": sum(1 for n, q in zip(order, path)
+                                      if q != Precision.INT8 and n not in compute)}
+    if k % 10 == 0:
+      common.log(f"built {k + 1} of {len(shown)}")
+  int8_calibration_db = analysis.output_sqnr_db(models["full int8"])
+  reference = scores.predict(models["float"], eval_x)
+  correct = {}
+  known = eval_y >= 0
+  for label, tflite in models.items():
+    outputs = reference if label == "float" else scores.predict(tflite, eval_x)
+    correct[label] = np.argmax(outputs, axis=-1)[known] == eval_y[known]
+    rows[label].update(top1=scores.top1(outputs, eval_y), size_bytes=len(tflite),
+                       output_sqnr_db=(None if label == "float" else
+                                       round(metrics.sqnr_db(reference, outputs), 2)),
+                       calibration_sqnr_db=(None if label in ("float", "dynamic-range") else
+                                            round(analysis.output_sqnr_db(tflite), 2)))
+    if "noise_left" in rows[label]:
+      rows[label]["predicted_calibration_sqnr_db"] = round(
+          int8_calibration_db - 10 * math.log10(max(rows[label]["noise_left"], 1e-12)), 2)
+  common.log(f"evaluated {len(models)} models; timing them")
+  timings = latency.compare(models, threads=1, runs=_RUNS.value, warmup=5,
+                            inputs=[calibration[:1]])
+  base = next(t.median_ms for t in timings if t.name == "full int8")
+  for t in timings:
+    rows[t.name]["latency_1t"] = round(t.median_ms / base, 4)
+  int8_bytes = len(models["full int8"])
+  for row in rows.values():
+    row["size_ratio"] = round(row["size_bytes"] / int8_bytes, 4)
+  dynamic = rows["dynamic-range"]
+  target_top1 = min(rows["float"]["top1"], dynamic["top1"]) - NEAR_TARGET
+  limit = SPEED_TARGET * dynamic["latency_1t"]
+  frontier_rows = {k: v for k, v in rows.items() if k.startswith("frontier")}
+  within = {k: v for k, v in frontier_rows.items() if v["latency_1t"] <= limit}
+  best = max(within, key=lambda k: (within[k]["top1"], -within[k]["latency_1t"]), default=None)
+  reaching = {k: v for k, v in frontier_rows.items() if v["top1"] >= target_top1 - 1e-9}
+  first = min(reaching, key=lambda k: reaching[k]["latency_1t"], default=None)
+  predicted = [v["latency_1t"] / v["predicted_latency"] for v in frontier_rows.values()]
+  summary = {
+      "latency_limit": round(limit, 4), "target_top1": round(target_top1, 4),
+      "points_within_limit": len(within), "best_within_limit": best,
+      "best_top1_within_limit": within[best]["top1"] if best else None,
+      "best_minus_reference_interval": None if best is None else common.paired_interval(
+          lambda top1: top1[best] - min(top1["float"], top1["dynamic-range"]),
+          {k: correct[k] for k in (best, "float", "dynamic-range")}),
+      "best_sqnr_within_limit_db": max((v["output_sqnr_db"] for v in within.values()),
+                                       default=None),
+      "fastest_reaching_target": first,
+      "fastest_reaching_target_latency": reaching[first]["latency_1t"] if first else None,
+      "reachable": bool(within) and within[best]["top1"] >= target_top1 - 1e-9,
+      "measured_over_predicted_latency": [round(float(np.min(predicted)), 3),
+                                          round(float(np.median(predicted)), 3),
+                                          round(float(np.max(predicted)), 3)]}
+  common.log(f"{name} {mode}: {summary}")
+  return {"model": name, "mode": mode, "evaluation_images": int(len(eval_x)),
+          "frontier_points": len(points), "built": len(shown),
+          "int8_calibration_sqnr_db": round(int8_calibration_db, 2), "rows": rows,
+          "summary": summary}
+
+
+def plot(record: dict, path: str) -> str:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(8, 5))
+  rows = record["rows"]
+  points = [(r["latency_1t"], 100 * r["top1"]) for k, r in rows.items() if k.startswith("frontier")]
+  ax.scatter(*zip(*points), color="tab:red", s=14, label="exact frontier of the cost and noise "
+             "models, each built and measured")
+  for label in ("float", "dynamic-range", "full int8"):
+    ax.scatter(rows[label]["latency_1t"], 100 * rows[label]["top1"], color="tab:blue", marker="^")
+    ax.annotate(label, (rows[label]["latency_1t"], 100 * rows[label]["top1"]), fontsize=8,
+                xytext=(4, 2), textcoords="offset points")
+  s = record["summary"]
+  ax.axvline(s["latency_limit"], color="gray", linestyle="--", linewidth=1,
+             label="0.9 x dynamic-range's latency")
+  ax.axhline(100 * s["target_top1"], color="gray", linestyle=":", linewidth=1,
+             label="min(float, dynamic-range) - 0.2 points")
+  ax.set_xlim(right=min(ax.get_xlim()[1], 2.5))
+  ax.set_xlabel("XNNPACK latency, 1 thread, x full int8 (measured)")
+  ax.set_ylabel("top-1 % (evaluation split)")
+  ax.set_title(f"{record['model']} ({record['mode'].replace('_', '-')} weights): target (b)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  return common.save_figure(fig, path)
+
+
+def render_markdown(report: dict) -> str:
+  lines = ["# Target (b) ceiling: the exact latency/noise frontier, built and measured", "",
+           f"`{report['command']}` at git {report['git_revision']}, {report['date']}; "
+           f"{report['machine']}. Every assignment on the exact frontier of the ladder's cost and "
+           "noise models (a dynamic program over the chain: each compute op static int8, "
+           "dynamic_int8 or float, each op without MACs in either domain), built, timed "
+           "round-robin with full int8, dynamic-range and float (XNNPACK, 1 thread, x full "
+           "int8 in the same run) and evaluated with labels on the canonical evaluation split. "
+           "The best top-1 within 0.9x dynamic-range's latency is a ceiling for every method "
+           "that selects by these models; it uses labels to choose: a reference, not a method. "
+           "Assignment letters, in op order: i static int8, d dynamic_int8, f float.", ""]
+  for record in report["configs"]:
+    s = record["summary"]
+    rows = record["rows"]
+    lines += [f"## {record['model']}, {record['mode'].replace('_', '-')} weights", "",
+              f"- {record['frontier_points']} frontier points, {record['built']} built (predicted "
+              f"latency up to {report['max_predicted']:g}x int8); {record['evaluation_images']} "
+              "evaluation images.",
+              f"- Target: top-1 >= {100 * s['target_top1']:.2f} % at <= {s['latency_limit']:.3f}x "
+              f"int8 (0.9 x dynamic-range's {rows['dynamic-range']['latency_1t']:.3f}x).",
+              f"- Frontier points measured within that latency: {s['points_within_limit']}; the "
+              f"best top-1 among them: "
+              + (f"{100 * s['best_top1_within_limit']:.2f} % ({s['best_within_limit']}, "
+                 f"{rows[s['best_within_limit']]['latency_1t']:.3f}x; minus the reference: "
+                 f"{100 * s['best_minus_reference_interval'][0]:+.2f} to "
+                 f"{100 * s['best_minus_reference_interval'][1]:+.2f} points, 95 % paired "
+                 "bootstrap)" if s["best_within_limit"] else "none")
+              + f"; the best output SQNR among them: {s['best_sqnr_within_limit_db']} dB against "
+              f"dynamic-range's {rows['dynamic-range']['output_sqnr_db']} dB.",
+              f"- The fastest frontier point reaching the target's top-1: "
+              + (f"{s['fastest_reaching_target']}, {s['fastest_reaching_target_latency']:.3f}x "
+                 "int8." if s["fastest_reaching_target"] else "none."),
+              f"- Reachable on this frontier: **{'yes' if s['reachable'] else 'no'}**. Measured / "
+              f"predicted latency (min, median, max): {s['measured_over_predicted_latency']}.",
+              "", f"![ceiling](latency_ceiling_{record['model']}_{record['mode']}.png)", "",
+              "| model | assignment | compute ops i/d/f | float ops without MACs | latency "
+              "predicted | latency measured | size | noise left (x int8) | calibration SQNR "
+              "dB predicted / measured | evaluation SQNR dB | top-1 % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, row in rows.items():
+      nodes = row.get("compute_nodes")
+      lines.append(
+          f"| {label} | {row.get('assignment', '')} | "
+          f"{'' if not nodes else '/'.join(str(nodes[p]) for p in ('int8', 'dynamic_int8', 'float'))}"
+          f" | {row.get('float_ops_without_macs', '')} | {row.get('predicted_latency', '')} | "
+          f"{row['latency_1t']:.3f} | {row['size_ratio']:.3f} | {row.get('noise_left', '')} | "
+          f"{row.get('predicted_calibration_sqnr_db', '')} / "
+          f"{'' if row['calibration_sqnr_db'] is None else row['calibration_sqnr_db']} | "
+          f"{'' if row['output_sqnr_db'] is None else row['output_sqnr_db']} | "
+          f"{100 * row['top1']:.2f} |")
+    lines.append("")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Too many command-line arguments: {' '.join(argv[1:])}.")
+  common.setup_tensorflow()
+  shared = common.shared_dir(_SHARED.value)
+  report = dict(common.run_record("latency_ceiling.py"), max_predicted=_MAX_PREDICTED.value,
+                configs=[])
+  for name in _MODELS.value:
+    for mode in _MODES.value:
+      record = run_config(shared, name, mode)
+      report["configs"].append(record)
+      plot(record, os.path.join(_OUT.value, f"latency_ceiling_{name}_{mode}.png"))
+      common.write_json_and_markdown(_OUT.value, "latency_ceiling", report,
+                                     render_markdown(report))
+  print(render_markdown(report))
+  print(f"wrote {_OUT.value}/latency_ceiling.md, latency_ceiling.json and plots\n"
+        f"{report['command']}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
