@@ -42,6 +42,8 @@ import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SPEED_TARGET, NEAR_TARGET = 0.9, 0.002
 """Target (b): within 0.2 points of min(float, dynamic-range), at <= 0.9x its latency."""
+OURS_BUDGETS = (0.8, 0.85, 0.9)
+"""`analysis.quantize(max_latency=...)` points timed and evaluated beside the frontier."""
 COST_UNITS = 4000
 """The dynamic program rounds each op's cost to 1/COST_UNITS of full int8's latency (keys only:
 costs and noise are carried exactly)."""
@@ -52,7 +54,7 @@ _MODES = flags.DEFINE_list("modes", ["per_tensor"], "Weight modes.")
 _MAX_PREDICTED = flags.DEFINE_float(
     "max_predicted", 1.0, "Frontier points built and measured: predicted latency up to this "
     "multiple of full int8's.")
-_RUNS = flags.DEFINE_integer("runs", 40, "Timed round-robin runs.")
+_RUNS = flags.DEFINE_integer("runs", 100, "Timed round-robin runs.")
 _OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "results"),
                            "Results folder.")
 
@@ -204,6 +206,13 @@ def run_config(shared: str, name: str, mode: str) -> dict:
                                       if q != Precision.INT8 and n not in compute)}
     if k % 10 == 0:
       common.log(f"built {k + 1} of {len(shown)}")
+  for budget in OURS_BUDGETS:  # ours, side by side in the same timing
+    try:
+      models[f"ours max_latency={budget:g}"] = analysis.quantize(max_latency=budget).tflite
+    except tfq_mixed.InvalidArgumentError as e:  # below the cheapest model this analysis makes
+      common.log(f"ours max_latency={budget:g}: {e}")
+      continue
+    rows[f"ours max_latency={budget:g}"] = {}
   int8_calibration_db = analysis.output_sqnr_db(models["full int8"])
   reference = scores.predict(models["float"], eval_x)
   correct = {}
@@ -268,16 +277,22 @@ def plot(record: dict, path: str) -> str:
   points = [(r["latency_1t"], 100 * r["top1"]) for k, r in rows.items() if k.startswith("frontier")]
   ax.scatter(*zip(*points), color="tab:red", s=14, label="exact frontier of the cost and noise "
              "models, each built and measured")
-  for label in ("float", "dynamic-range", "full int8"):
-    ax.scatter(rows[label]["latency_1t"], 100 * rows[label]["top1"], color="tab:blue", marker="^")
-    ax.annotate(label, (rows[label]["latency_1t"], 100 * rows[label]["top1"]), fontsize=8,
+  ax.scatter([], [], color="black", facecolors="none", label="ours, max_latency=...")
+  shown = [k for k in rows if k.startswith("ours") or k in ("dynamic-range", "full int8")]
+  for label in shown:
+    color, marker = ("black", "o") if label.startswith("ours") else ("tab:blue", "^")
+    ax.scatter(rows[label]["latency_1t"], 100 * rows[label]["top1"], color=color, marker=marker,
+               s=30 if label.startswith("ours") else 40, facecolors="none" if color == "black"
+               else color)
+    ax.annotate(label, (rows[label]["latency_1t"], 100 * rows[label]["top1"]), fontsize=7,
                 xytext=(4, 2), textcoords="offset points")
   s = record["summary"]
   ax.axvline(s["latency_limit"], color="gray", linestyle="--", linewidth=1,
              label="0.9 x dynamic-range's latency")
   ax.axhline(100 * s["target_top1"], color="gray", linestyle=":", linewidth=1,
              label="min(float, dynamic-range) - 0.2 points")
-  ax.set_xlim(right=min(ax.get_xlim()[1], 2.5))
+  ax.axhline(100 * rows["float"]["top1"], color="tab:blue", linewidth=0.8, alpha=0.5,
+             label=f"float ({rows['float']['latency_1t']:.2f}x, off the chart)")
   ax.set_xlabel("XNNPACK latency, 1 thread, x full int8 (measured)")
   ax.set_ylabel("top-1 % (evaluation split)")
   ax.set_title(f"{record['model']} ({record['mode'].replace('_', '-')} weights): target (b)")
@@ -318,6 +333,9 @@ def render_markdown(report: dict) -> str:
               f"- The fastest frontier point reaching the target's top-1: "
               + (f"{s['fastest_reaching_target']}, {s['fastest_reaching_target_latency']:.3f}x "
                  "int8." if s["fastest_reaching_target"] else "none."),
+              "- Ours in the same timing: " + "; ".join(
+                  f"{k}: {rows[k]['latency_1t']:.3f}x, {100 * rows[k]['top1']:.2f} %, "
+                  f"{rows[k]['output_sqnr_db']} dB" for k in rows if k.startswith("ours")) + ".",
               f"- Reachable on this frontier: **{'yes' if s['reachable'] else 'no'}**. Measured / "
               f"predicted latency (min, median, max): {s['measured_over_predicted_latency']}.",
               "", f"![ceiling](latency_ceiling_{record['model']}_{record['mode']}.png)", "",
