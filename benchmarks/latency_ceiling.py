@@ -6,19 +6,19 @@ min(float, dynamic-range) at no more than 0.9x dynamic-range's latency. Where ou
 did for the float budgets.
 
 For a model whose graph is a chain (every op reads the one before it: Tiny Darknet), the cost and
-noise models the ladder selects by (`tfq_mixed.costs`, `tfq_mixed.ladder.NoiseModel`) are sums of
-terms that each depend on one op's precision and its reader's domain. A dynamic program over the
-ops, with the domain (int8 or float) of the tensor between them as its state, so gives the
-*exact* Pareto frontier of (predicted latency, predicted output noise) over every assignment:
-each compute op static int8, dynamic_int8 or float, and every op without MACs (LeakyReLU, pooling)
-in either domain on its own, a superset of what the ladder may pick (there, such an op follows
-the op it reads). Every frontier point up to `--max_predicted` is then built as a real `.tflite`,
-evaluated with labels on the canonical evaluation split, and timed round-robin beside full int8
-and TFLite's dynamic-range model, three interpreters of each (XNNPACK, 1 thread; `INSTANCES`), so
-the target's condition, at most 0.9x dynamic-range's latency, is read side by side. The best top-1 within the target's latency is a ceiling for every method that selects by
-these cost and noise models, ours included; it uses the labels to choose, so it is a reference,
-not a method. Each point's predicted latency and noise are checked against `CostModel.latency_ms`
-and `NoiseModel.left` (the script stops if they disagree).
+noise models the ladder selects by are sums of terms that each depend on one op's precision and its
+reader's domain, and the library's dynamic program (`tfq_mixed.exact.frontier`) gives their exact
+Pareto frontier of (predicted latency, predicted output noise) over every assignment: here each
+compute op static int8, dynamic_int8 or float, and every op without MACs (LeakyReLU, pooling) in
+either domain on its own. The ladder weighs this frontier's best point at every 5 % of full
+int8's latency (`Walk.exact_candidates`); this script builds all of them up to `--max_predicted`
+as real `.tflite` files, evaluates them with labels on the canonical evaluation split and times
+each round-robin beside full int8 and TFLite's dynamic-range model, three interpreters of each
+(XNNPACK, 1 thread; `INSTANCES`), so the target's condition, at most 0.9x dynamic-range's latency,
+is read side by side. The best top-1 within the target's latency is a ceiling for every method
+that selects by these cost and noise models, ours included; it uses the labels to choose, so it is
+a reference, not a method. Each point's predicted latency and noise are checked against the
+whole-model `CostModel.latency_ms` and `NoiseModel.left` (the script stops if they disagree).
 
 Usage:
   python benchmarks/latency_ceiling.py [--models=tiny_darknet] [--modes=per_tensor]
@@ -48,9 +48,6 @@ INSTANCES = 3
 """Interpreters per model in each round-robin, their medians' median taken: one instance of a
 model measured up to 15 % slower than another of the same bytes in a round-robin of 130 (a side
 measurement), three of each agreed within a few %."""
-COST_UNITS = 4000
-"""The dynamic program rounds each op's cost to 1/COST_UNITS of full int8's latency (keys only:
-costs and noise are carried exactly)."""
 
 _SHARED = flags.DEFINE_string("shared", None, "The shared folder (default ../shared).")
 _MODELS = flags.DEFINE_list("models", ["tiny_darknet"], "Zoo models (chain graphs).")
@@ -63,114 +60,42 @@ _OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "
                            "Results folder.")
 
 
-def chain_order(graph) -> list[int]:
-  """The node indices of `graph` in order, where each reads the one before it (and nothing else).
-
-  Raises:
-    ValueError: the graph is not a chain (the dynamic program needs one).
-  """
-  order = [n.index for n in graph.nodes]
-  for previous, node in zip(order, order[1:]):
-    if tuple(graph.producers.get(node, ())) != (previous,):
-      raise ValueError(f"node {node} reads {graph.producers.get(node)}, not only node {previous}: "
-                       "the exact frontier needs a chain graph (each op reads the one before).")
-  return order
-
-
-def frontier(analysis, threads: int = 1) -> list[tuple[float, float, tuple]]:
-  """Every assignment on the exact (predicted latency ms, predicted noise) frontier, cheapest first:
-  (latency, noise, precisions in node order). Dynamic program over the chain; the state is the
-  precision of the last op, whose noise is added once its reader's domain is known."""
+def options_of(analysis) -> dict:
+  """Node -> every precision it may take: each compute op static int8, dynamic_int8 (where it has
+  a dynamic-range kernel) or float, each op without MACs either domain; nodes TFLite cannot run
+  in int8 float, TRANSPOSE_CONV int8 (`Analysis.stubborn_nodes`)."""
   from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
-  int8, dynamic, floating = Precision.INT8, Precision.DYNAMIC_INT8, Precision.FLOAT
-  graph, costs, noise_model = analysis.graph, analysis.costs(threads), analysis.noise_model
-  order = chain_order(graph)
   forced = {n.index for n in analysis.int8_unsupported_nodes}
   stubborn = {n.index for n in analysis.stubborn_nodes}
   capable = {n.index for n in analysis.dynamic_capable_nodes}
-  unit = analysis.costs(threads).latency_ms(graph, {}, set()) / COST_UNITS
-
-  def options(node):
-    if node in forced:
-      return [floating]
-    if node in stubborn:
-      return [int8]
-    return [int8, floating] + ([dynamic] if node in capable else [])
-
-  def time(node, precision):
-    times = costs.milliseconds.get(node)
-    return 0.0 if times is None else times[precision]
-
-  def noise(node, precision, reader_float):
-    n = noise_model.noise.get(node)
-    if n is None:
-      return 0.0
-    if precision == int8:
-      return n.own * n.gain
-    kept = 0.0 if reader_float else n.rounding
-    if precision == dynamic:
-      kept += max(n.own - n.rounding, 0.0) * noise_model.weight_ratio.get(node, 1.0)
-    return kept * n.gain
-
-  first = order[0]
-  states: dict = {}
-  for p in options(first):
-    cost = time(first, p) + (costs.border_ms(graph.input_elements[first], to_int8=True)
-                             if p == int8 else 0.0)
-    states.setdefault(p, {})[round(cost / unit)] = (cost, 0.0, (p,))
-  for previous, node in zip(order, order[1:]):
-    new: dict = {}
-    for last, table in states.items():
-      for cost, noise_so_far, path in table.values():
-        for p in options(node):
-          border = 0.0
-          if (last == int8) != (p == int8):
-            border = costs.border_ms(graph.elements[previous], to_int8=p == int8)
-          total = cost + border + time(node, p)
-          left = noise_so_far + noise(previous, last, p != int8)
-          key = round(total / unit)
-          slot = new.setdefault(p, {})
-          if key not in slot or slot[key][1] > left:
-            slot[key] = (total, left, path + (p,))
-    states = {}
-    for p, slot in new.items():  # keep what no cheaper entry of the same state beats
-      best, kept = math.inf, {}
-      for key in sorted(slot):
-        if slot[key][1] < best:
-          kept[key], best = slot[key], slot[key][1]
-      states[p] = kept
-  last_node = order[-1]
-  ends = []
-  for last, table in states.items():
-    for cost, left, path in table.values():
-      if last == int8:
-        cost += costs.border_ms(graph.elements[last_node], to_int8=False)
-      ends.append((cost, left + noise(last_node, last, True), path))
-  points, best = [], math.inf
-  for cost, left, path in sorted(ends, key=lambda e: (e[0], e[1])):
-    if left < best:
-      points.append((cost, left, path))
-      best = left
-  return points
+  options = {}
+  for node in analysis.nodes:
+    if node.index in forced:
+      options[node.index] = (Precision.FLOAT,)
+    elif node.index in stubborn:
+      options[node.index] = (Precision.INT8,)
+    else:
+      options[node.index] = (Precision.INT8, Precision.FLOAT) + (
+          (Precision.DYNAMIC_INT8,) if node.index in capable else ())
+  return options
 
 
-def check_point(analysis, order, path, cost: float, left: float, threads: int = 1) -> None:
-  """Stops unless the library's own cost and noise models give the frontier's figures."""
+def check_point(analysis, assignment, cost: float, left: float, threads: int = 1) -> None:
+  """Stops unless the library's whole-model cost and noise models give the frontier's figures."""
   from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
   graph = analysis.graph
-  compute = {n.index for n in graph.nodes if n.is_compute}
-  precision = {n: p for n, p in zip(order, path) if p != Precision.INT8 and n in compute}
-  floating = {n for n, p in zip(order, path) if p != Precision.INT8}
-  latency = analysis.costs(threads).latency_ms(graph, precision, floating)
-  noise = analysis.noise_model.left(graph, precision, floating)
+  precision = {n: p for n, p in assignment.items() if p != Precision.INT8}
+  latency = analysis.costs(threads).latency_ms(graph, precision, set(precision))
+  noise = analysis.noise_model.left(graph, precision, set(precision))
   if not (math.isclose(latency, cost, rel_tol=1e-9) and math.isclose(noise, left, rel_tol=1e-9,
                                                                      abs_tol=1e-30)):
     sys.exit(f"error: the frontier's figures ({cost} ms, noise {left}) differ from the library's "
-             f"cost and noise models ({latency} ms, noise {noise}) for {path}")
+             f"cost and noise models ({latency} ms, noise {noise}) for {assignment}")
 
 
 def run_config(shared: str, name: str, mode: str) -> dict:
   import tfq_mixed  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import exact  # pylint: disable=g-import-not-at-top
   from tfq_mixed import metrics  # pylint: disable=g-import-not-at-top
   from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
   from tfq_mixed.evaluation import scores  # pylint: disable=g-import-not-at-top
@@ -180,10 +105,13 @@ def run_config(shared: str, name: str, mode: str) -> dict:
   eval_x, eval_y = common.load_split(shared, name, "evaluation")
   common.log(f"{name} {mode}: {len(calibration)} calibration, {len(eval_x)} evaluation images")
   analysis = tfq_mixed.analyze(model, calibration, per_channel=mode == "per_channel")
-  order = chain_order(analysis.graph)
+  if exact.chain_order(analysis.graph) is None:
+    sys.exit(f"error: {name}'s graph is not a chain (an op reads another than the one before "
+             "it): the exact frontier needs one. Pass a chain model, e.g. --models=tiny_darknet.")
   reference_ms = analysis.costs(1).latency_ms(analysis.graph, {}, set())
   full_noise = analysis.noise_model.full_int8()
-  points = frontier(analysis)
+  points = exact.frontier(analysis.graph, analysis.noise_model, analysis.costs(1),
+                          options_of(analysis))
   common.log(f"exact frontier: {len(points)} points, predicted {points[0][0] / reference_ms:.3f}"
              f" to {points[-1][0] / reference_ms:.3f} x int8")
   names = {n.index: n.name for n in analysis.nodes}
@@ -193,20 +121,21 @@ def run_config(shared: str, name: str, mode: str) -> dict:
               "full int8": analysis.int8_model}
   rows = {label: {} for label in models}
   shown = [p for p in points if p[0] <= _MAX_PREDICTED.value * reference_ms]
-  for k, (cost, left, path) in enumerate(shown):
-    check_point(analysis, order, path, cost, left)
+  for k, (cost, left, assignment) in enumerate(shown):
+    check_point(analysis, assignment, cost, left)
     label = f"frontier {k}"
+    path = [assignment[n.index] for n in analysis.nodes]
     models[label] = analysis.build(
-        [names[n] for n, p in zip(order, path) if p != Precision.INT8],
-        [names[n] for n, p in zip(order, path) if p == Precision.DYNAMIC_INT8])
+        [names[n] for n, p in assignment.items() if p != Precision.INT8],
+        [names[n] for n, p in assignment.items() if p == Precision.DYNAMIC_INT8])
     letters = "".join({Precision.INT8: "i", Precision.DYNAMIC_INT8: "d",
                        Precision.FLOAT: "f"}[p] for p in path)
     rows[label] = {
         "assignment": letters, "predicted_latency": round(cost / reference_ms, 4),
         "noise_left": round(left / full_noise, 4),
-        "compute_nodes": {p.value: sum(1 for n, q in zip(order, path) if q == p and n in compute)
-                          for p in Precision},
-        "float_ops_without_macs": sum(1 for n, q in zip(order, path)
+        "compute_nodes": {p.value: sum(1 for n, q in assignment.items()
+                                       if q == p and n in compute) for p in Precision},
+        "float_ops_without_macs": sum(1 for n, q in assignment.items()
                                       if q != Precision.INT8 and n not in compute)}
     if k % 10 == 0:
       common.log(f"built {k + 1} of {len(shown)}")

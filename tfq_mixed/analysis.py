@@ -18,6 +18,7 @@ from tfq_mixed import calibrator
 from tfq_mixed import costs as costs_lib
 from tfq_mixed import dataset as dataset_lib
 from tfq_mixed import errors
+from tfq_mixed import exact
 from tfq_mixed import hybrid
 from tfq_mixed import ladder
 from tfq_mixed import metrics
@@ -255,10 +256,25 @@ class Analysis:
       cost = lambda precision, floating: model.latency_ms(graph, precision, floating)
     else:
       cost = size
+    exact_points = ()
+    if kind == costs_lib.CostKind.LATENCY and exact.chain_order(graph) is not None:
+      # A chain: the exact latency/noise frontier, beside the walk's points.
+      options = {}
+      for node in self.nodes:
+        if node.index in start:
+          options[node.index] = (start[node.index],)
+        elif node.index in allowed:
+          options[node.index] = (Precision.INT8,) + ladder.reachable(allowed[node.index])
+        elif not node.is_compute and node.op_type in segments.FOLLOWER_OPS:
+          options[node.index] = (Precision.INT8, Precision.FLOAT)
+        else:
+          options[node.index] = (Precision.INT8,)
+      exact_points = [assignment for _, _, assignment in exact.frontier(
+          graph, self.noise_model, self.costs(threads), options)]
     walk = ladder.Walk(graph, self.noise_model, cost, allowed, start, tie_break=tie_break,
                        measure=lambda point: self.output_sqnr_db(self._point_model(point)),
                        cost_step=ladder.COST_STEP * self._reference_cost(kind, threads),
-                       float_at_top=sorted(stubborn))
+                       float_at_top=sorted(stubborn), exact=exact_points)
     self._walks[key] = walk
     return walk
 
@@ -291,9 +307,11 @@ class Analysis:
     Each node falls back (`fallback`) to `dynamic_int8` or `float`, or to the cheaper of the two
     for the output noise it removes (`'auto'`). The candidates are the points of a greedy walk up
     that ladder (`ladder`) and, for latency, size and fidelity budgets, two beside it: every node
-    at its highest rung, and TFLite's dynamic-range model (`Walk.beside`); among those within the
-    budget, the one whose output SQNR on the first calibration samples is highest is built, so the
-    output SQNR never falls as a budget grows and is never below full int8's. `fallback='float'`
+    at its highest rung, and TFLite's dynamic-range model (`Walk.beside`); on a chain graph, for
+    `max_latency`, the exact frontier's best point at every 5 % of full int8's latency (`exact`);
+    among those within the budget, the one whose output SQNR on the first calibration samples is
+    highest is built, so the output SQNR never falls as a budget grows and is never below full
+    int8's. `fallback='float'`
     with a `ratio` budget is the selection before the ladder, byte for byte: whole nodes by
     `ranker`, ops without MACs following them.
 
@@ -399,7 +417,8 @@ class Analysis:
             chosen is None or measured > chosen[2]):
           chosen = (label, point, measured)
       if chosen is None:
-        floor = min([p.cost for p in walk.points] + [b[1].cost for b in beside]) / reference
+        floor = min([p.cost for p in walk.points] + [b[1].cost for b in beside] +
+                    [walk.exact_floor()]) / reference
         what = "latency" if budget.kind == BudgetKind.MAX_LATENCY else "size"
         raise errors.InvalidArgumentError(
             f"`{budget.kind.value}`={budget.value:g} is below {floor:.4f}, the lowest {what} "

@@ -140,26 +140,29 @@ class CostModel:
                  floating: set[int]) -> float:
     """Predicted ms of a model: each node in its precision, plus one QUANTIZE or DEQUANTIZE per
     tensor crossing between the int8 and float domains (model inputs and outputs are float)."""
+    return sum(self.node_ms(graph, node.index, precision.get(node.index, FLOAT),
+                            node.index in floating,
+                            [r in floating for r in graph.consumers.get(node.index, ())])
+               for node in graph.nodes)
+
+  def node_ms(self, graph: Graph, index: int, precision: Precision, floating: bool,
+              readers_floating: Sequence[bool]) -> float:
+    """Node `index`'s share of `latency_ms`: its time at `precision` (int8 outside the float
+    domain), the conversion of its output where a reader (or the model's output) is in the other
+    domain, and of the model input it reads in int8. A tensor is converted once, however many
+    readers of the other domain it has."""
     total = 0.0
-    for node in graph.nodes:
-      times = self.milliseconds.get(node.index)
-      if times is None:
-        continue
-      if node.index in floating:
-        total += times.get(precision.get(node.index, FLOAT), times[FLOAT])
-      else:
-        total += times[INT8]
-    for node in graph.nodes:
-      int8 = node.index not in floating
-      readers = graph.consumers.get(node.index, ())
-      # A tensor is converted once, however many readers of the other domain it has.
-      if int8 and (node.index in graph.writes_output or any(r in floating for r in readers)):
-        total += self.border_ms(graph.elements[node.index], to_int8=False)
-      if not int8 and any(r not in floating for r in readers):
-        total += self.border_ms(graph.elements[node.index], to_int8=True)
-      if int8 and node.index in graph.reads_input:
-        total += self.border_ms(graph.input_elements[node.index], to_int8=True)
+    times = self.milliseconds.get(index)
+    if times is not None:
+      total += times.get(precision, times[FLOAT]) if floating else times[INT8]
+    if not floating and (index in graph.writes_output or any(readers_floating)):
+      total += self.border_ms(graph.elements[index], to_int8=False)
+    if floating and not all(readers_floating):
+      total += self.border_ms(graph.elements[index], to_int8=True)
+    if not floating and index in graph.reads_input:
+      total += self.border_ms(graph.input_elements[index], to_int8=True)
     return total
+
 
 def _node_bytes(interpreter, op: dict, constants: set[int]) -> int:
   """Bytes of `op` in its file: its constant tensors' data, and the quantization parameters

@@ -11,8 +11,10 @@ the outputs inside it, because costs and noise are those of the whole assignment
 not depend on the budget; each point is checked by measuring the model it makes. Where one dear
 move makes a wide gap between two points, a side chain of cheaper moves fills it from below
 (`Walk.side`) and trims of the dearer point fill it from above (`Walk.trims`: the dear move kept,
-the cheap moves worth least dropped until it fits a level of the gap). A budget takes the
-best-measuring of those points that fits it (`Walk.choose`).
+the cheap moves worth least dropped until it fits a level of the gap). On a chain graph, the
+exact frontier of the same cost and noise models (`exact`) adds its best point within every 5 %
+of the full-int8 model's latency (`Walk.exact_candidates`). A budget takes the best-measuring of
+those points that fits it (`Walk.choose`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ SIDE_TRIES = 8
 """Models measured at most for one side chain."""
 TRIM_TRIES = 4
 """Levels of one wide gap trimmed to at most (the highest ones not yet holding a candidate)."""
+EXACT_LEVEL = 5
+"""The exact frontier's candidates (`Walk.exact_candidates`): its best point within every multiple
+of 5 cost steps (5 % of the full-int8 model's latency), each measured when a budget reaches it."""
 
 
 def moves(fallback: Fallback, dynamic_capable: bool, no_dynamic: bool) -> dict:
@@ -68,20 +73,37 @@ class NoiseModel:
 
   def left(self, graph: costs_lib.Graph, precision: Mapping[int, Precision],
            floating: set[int]) -> float:
-    total = 0.0
-    for index, n in self.noise.items():
-      if index not in floating:
-        total += n.own * n.gain
-        continue
-      requantized = any(c not in floating for c in graph.consumers.get(index, ()))
-      kept = n.rounding if requantized else 0.0
-      if precision.get(index) == DYNAMIC:
-        kept += max(n.own - n.rounding, 0.0) * self.weight_ratio.get(index, 1.0)
-      total += kept * n.gain
-    return total
+    return sum(self.node_left(index, precision.get(index), index in floating,
+                              any(c not in floating for c in graph.consumers.get(index, ())))
+               for index in self.noise)
+
+  def node_left(self, index: int, precision: Optional[Precision], floating: bool,
+                requantized: bool) -> float:
+    """Node `index`'s term of `left`: in the float domain (`floating`) or not, at `precision`
+    (None or a precision), its output `requantized` where an int8 op reads it."""
+    n = self.noise.get(index)
+    if n is None:
+      return 0.0
+    if not floating:
+      return n.own * n.gain
+    kept = n.rounding if requantized else 0.0
+    if precision == DYNAMIC:
+      kept += max(n.own - n.rounding, 0.0) * self.weight_ratio.get(index, 1.0)
+    return kept * n.gain
 
   def full_int8(self) -> float:
     return sum(n.own * n.gain for n in self.noise.values())
+
+
+def reachable(ladder: Mapping[Precision, Sequence[Precision]]) -> tuple[Precision, ...]:
+  """The rungs above int8 a node's ladder (`moves`) reaches, in the order first reached."""
+  found, frontier = [], [INT8]
+  while frontier:
+    for target in ladder.get(frontier.pop(), ()):
+      if target not in found:
+        found.append(target)
+        frontier.append(target)
+  return tuple(found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +149,9 @@ class Walk:
       is free in the first cost but not in the second).
     float_at_top: nodes that go float only with every other node of their op type (TensorFlow's
       quantizer ignores them in `denylisted_nodes`: TRANSPOSE_CONV): float in `top` alone.
+    exact: the exact frontier's assignments (`exact.frontier`; a chain graph and a latency cost),
+      each node's precision, ops without MACs in the float domain on their own: candidates of
+      `choose` beside the walk's (`exact_candidates`).
   """
 
   def __init__(self, graph: costs_lib.Graph, noise: NoiseModel,
@@ -135,7 +160,8 @@ class Walk:
                start: Mapping[int, Precision], measure: Callable[["Point"], float],
                cost_step: float,
                tie_break: Optional[Callable[[Mapping[int, Precision], set[int]], float]] = None,
-               float_at_top: Sequence[int] = ()):
+               float_at_top: Sequence[int] = (),
+               exact: Sequence[Mapping[int, Precision]] = ()):
     self.graph = graph
     self.noise = noise
     self.cost = cost
@@ -156,6 +182,8 @@ class Walk:
     self._reach = -float("inf")  # the highest cost tried beyond the start
     self._sides: dict[int, list[tuple[Point, float]]] = {}
     self._trims: dict[int, list[tuple[Point, float]]] = {}
+    self.exact = sorted((self._exact_point(a) for a in exact), key=lambda q: (q.cost, q.noise_left))
+    self._exact_measured: dict[tuple, float] = {}
 
   def floating(self, precision: Mapping[int, Precision]) -> set[int]:
     """The float domain: non-int8 compute nodes and the ops without MACs reading only them."""
@@ -282,14 +310,9 @@ class Walk:
     rung above int8 it can reach (float or dynamic_int8)."""
     precision = dict(self.start)
     for node, ladder in self.allowed.items():
-      reachable, frontier = set(), [INT8]
-      while frontier:
-        for target in ladder.get(frontier.pop(), ()):
-          if target not in reachable:
-            reachable.add(target)
-            frontier.append(target)
-      if reachable:
-        precision[node] = preferred if preferred in reachable else next(iter(reachable))
+      above = reachable(ladder)
+      if above:
+        precision[node] = preferred if preferred in above else above[0]
     return precision
 
   @functools.cached_property
@@ -432,19 +455,55 @@ class Walk:
     self._trims[k] = trimmed
     return trimmed
 
+  def _exact_point(self, assignment: Mapping[int, Precision]) -> Point:
+    """A point of the exact frontier: its float domain as it is, no followers added."""
+    precision = {n: p for n, p in assignment.items() if p != INT8}
+    floating = set(precision)
+    return Point(precision=tuple(sorted(precision.items())), floating=frozenset(floating),
+                 cost=self.cost(precision, floating),
+                 noise_left=self.noise.left(self.graph, precision, floating))
+
+  def exact_floor(self) -> float:
+    """The lowest budget with an exact candidate: the first level holding a frontier point
+    (infinity without any)."""
+    if not self.exact or self.cost_step <= 0:
+      return math.inf
+    level_cost = EXACT_LEVEL * self.cost_step
+    return level_cost * max(1, math.ceil(self.exact[0].cost / level_cost - 1e-9))
+
+  def exact_candidates(self, budget: float) -> list[tuple[str, Point, float]]:
+    """[(label, point, measured)]: for every multiple of `EXACT_LEVEL` cost steps up to `budget`,
+    the exact frontier's point leaving the least noise within it (labelled `"exact@L"`, L the
+    level in cost steps), each measured once. Like the side chains and trims, they do not depend
+    on the budget (a larger one has every candidate of a smaller one)."""
+    if not self.exact or self.cost_step <= 0:
+      return []
+    found, seen = [], set()
+    level_cost = EXACT_LEVEL * self.cost_step
+    for level in range(1, int(budget / level_cost + 1e-9) + 1):
+      within = [q for q in self.exact if fits(q.cost, level * level_cost)]
+      if not within or within[-1].precision + (within[-1].floating,) in seen:
+        continue
+      point = within[-1]
+      key = point.precision + (point.floating,)
+      seen.add(key)
+      if key not in self._exact_measured:
+        self.tried += 1
+        self._exact_measured[key] = self.measure(point)
+      found.append((f"exact@{level * EXACT_LEVEL}", point, self._exact_measured[key]))
+    return found
+
   def choose(self, budget: float) -> Optional[tuple["int | str", Point, float]]:
     """(label, point, measured) of the best-measuring candidate that fits `budget`: the kept
-    points, the points of their side chains (labelled `"k+j"`, the j-th of point k's chain) and
-    their trims (`"k-j"`, the j-th trim of the gap after point k); the cheaper on a tie. None if
-    none fits.
+    points, the points of their side chains (labelled `"k+j"`, the j-th of point k's chain), their
+    trims (`"k-j"`, the j-th trim of the gap after point k) and the exact frontier's
+    (`exact_candidates`); the cheaper on a tie. None if none fits.
 
     The candidates do not depend on the budget, and every one that fits it is made, so a larger
     budget never gets a model that measures worse, and none measures worse than the start."""
     last = self.select(budget)
-    if last < 0:
-      return None
-    while not self.done and len(self.points) == last + 1:  # the end of the last gap that fits
-      self._step()
+    while last >= 0 and not self.done and len(self.points) == last + 1:  # the end of the last
+      self._step()  # gap that fits
     best = None
     for k, (point, measured) in enumerate(zip(self.points, self.measured)):
       if not fits(point.cost, budget):
@@ -458,6 +517,9 @@ class Walk:
       for candidate in found:
         if best is None or (candidate[2], -candidate[1].cost) > (best[2], -best[1].cost):
           best = candidate
+    for candidate in self.exact_candidates(budget):
+      if best is None or (candidate[2], -candidate[1].cost) > (best[2], -best[1].cost):
+        best = candidate
     return best
 
 
