@@ -8,17 +8,19 @@ did for the float budgets.
 For a model whose graph is a chain (every op reads the one before it: Tiny Darknet), the cost and
 noise models the ladder selects by are sums of terms that each depend on one op's precision and its
 reader's domain, and the library's dynamic program (`tfq_mixed.exact.frontier`) gives their exact
-Pareto frontier of (predicted latency, predicted output noise) over every assignment: here each
-compute op static int8, dynamic_int8 or float, and every op without MACs (LeakyReLU, pooling) in
-either domain on its own. The ladder weighs this frontier's best point at every 5 % of full
-int8's latency (`Walk.exact_candidates`); this script builds all of them up to `--max_predicted`
+Pareto frontier of (predicted latency, predicted output noise) over every assignment the ladder
+allows: here each compute op static int8, dynamic_int8 or float, and every op without MACs
+(LeakyReLU, pooling) in either domain on its own. The latency walk holds it (`Walk.exact`) and
+weighs its best point at every 5 % of full int8's latency (`Walk.exact_candidates`); this script
+takes that frontier and builds all of its points up to `--max_predicted`
 as real `.tflite` files, evaluates them with labels on the canonical evaluation split and times
 each round-robin beside full int8 and TFLite's dynamic-range model, three interpreters of each
 (XNNPACK, 1 thread; `INSTANCES`), so the target's condition, at most 0.9x dynamic-range's latency,
 is read side by side. The best top-1 within the target's latency is a ceiling for every method
 that selects by these cost and noise models, ours included; it uses the labels to choose, so it is
-a reference, not a method. Each point's predicted latency and noise are checked against the
-whole-model `CostModel.latency_ms` and `NoiseModel.left` (the script stops if they disagree).
+a reference, not a method. The walk prices each point with the whole-model `CostModel.latency_ms`
+and `NoiseModel.left`; tests/exact_test.py checks the program's figures against those and its
+frontier against every assignment enumerated on small chains.
 
 Usage:
   python benchmarks/latency_ceiling.py [--models=tiny_darknet] [--modes=per_tensor]
@@ -60,41 +62,9 @@ _OUT = flags.DEFINE_string("out", os.path.join(common.REPO_ROOT, "benchmarks", "
                            "Results folder.")
 
 
-def options_of(analysis) -> dict:
-  """Node -> every precision it may take: each compute op static int8, dynamic_int8 (where it has
-  a dynamic-range kernel) or float, each op without MACs either domain; nodes TFLite cannot run
-  in int8 float, TRANSPOSE_CONV int8 (`Analysis.stubborn_nodes`)."""
-  from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
-  forced = {n.index for n in analysis.int8_unsupported_nodes}
-  stubborn = {n.index for n in analysis.stubborn_nodes}
-  capable = {n.index for n in analysis.dynamic_capable_nodes}
-  options = {}
-  for node in analysis.nodes:
-    if node.index in forced:
-      options[node.index] = (Precision.FLOAT,)
-    elif node.index in stubborn:
-      options[node.index] = (Precision.INT8,)
-    else:
-      options[node.index] = (Precision.INT8, Precision.FLOAT) + (
-          (Precision.DYNAMIC_INT8,) if node.index in capable else ())
-  return options
-
-
-def check_point(analysis, assignment, cost: float, left: float, threads: int = 1) -> None:
-  """Stops unless the library's whole-model cost and noise models give the frontier's figures."""
-  from tfq_mixed.qtyping import Precision  # pylint: disable=g-import-not-at-top
-  graph = analysis.graph
-  precision = {n: p for n, p in assignment.items() if p != Precision.INT8}
-  latency = analysis.costs(threads).latency_ms(graph, precision, set(precision))
-  noise = analysis.noise_model.left(graph, precision, set(precision))
-  if not (math.isclose(latency, cost, rel_tol=1e-9) and math.isclose(noise, left, rel_tol=1e-9,
-                                                                     abs_tol=1e-30)):
-    sys.exit(f"error: the frontier's figures ({cost} ms, noise {left}) differ from the library's "
-             f"cost and noise models ({latency} ms, noise {noise}) for {assignment}")
-
-
 def run_config(shared: str, name: str, mode: str) -> dict:
   import tfq_mixed  # pylint: disable=g-import-not-at-top
+  from tfq_mixed import costs as costs_lib  # pylint: disable=g-import-not-at-top
   from tfq_mixed import exact  # pylint: disable=g-import-not-at-top
   from tfq_mixed import metrics  # pylint: disable=g-import-not-at-top
   from tfq_mixed.deploy import latency  # pylint: disable=g-import-not-at-top
@@ -110,29 +80,29 @@ def run_config(shared: str, name: str, mode: str) -> dict:
              "it): the exact frontier needs one. Pass a chain model, e.g. --models=tiny_darknet.")
   reference_ms = analysis.costs(1).latency_ms(analysis.graph, {}, set())
   full_noise = analysis.noise_model.full_int8()
-  points = exact.frontier(analysis.graph, analysis.noise_model, analysis.costs(1),
-                          options_of(analysis))
-  common.log(f"exact frontier: {len(points)} points, predicted {points[0][0] / reference_ms:.3f}"
-             f" to {points[-1][0] / reference_ms:.3f} x int8")
+  # The frontier the latency walk weighs its exact candidates from (`Walk.exact`).
+  points = analysis.walk(costs_lib.CostKind.LATENCY).exact
+  common.log(f"exact frontier: {len(points)} points, predicted {points[0].cost / reference_ms:.3f}"
+             f" to {points[-1].cost / reference_ms:.3f} x int8")
   names = {n.index: n.name for n in analysis.nodes}
   compute = {n.index for n in analysis.nodes if n.is_compute}
   with common.quiet_stdout():
     models = {"float": analysis.float_model, "dynamic-range": common.dynamic_range_convert(model),
               "full int8": analysis.int8_model}
   rows = {label: {} for label in models}
-  shown = [p for p in points if p[0] <= _MAX_PREDICTED.value * reference_ms]
-  for k, (cost, left, assignment) in enumerate(shown):
-    check_point(analysis, assignment, cost, left)
+  shown = [p for p in points if p.cost <= _MAX_PREDICTED.value * reference_ms]
+  for k, point in enumerate(shown):
     label = f"frontier {k}"
-    path = [assignment[n.index] for n in analysis.nodes]
+    assignment = {n.index: point.precisions.get(n.index, Precision.INT8) for n in analysis.nodes}
+    path = list(assignment.values())
     models[label] = analysis.build(
         [names[n] for n, p in assignment.items() if p != Precision.INT8],
         [names[n] for n, p in assignment.items() if p == Precision.DYNAMIC_INT8])
     letters = "".join({Precision.INT8: "i", Precision.DYNAMIC_INT8: "d",
                        Precision.FLOAT: "f"}[p] for p in path)
     rows[label] = {
-        "assignment": letters, "predicted_latency": round(cost / reference_ms, 4),
-        "noise_left": round(left / full_noise, 4),
+        "assignment": letters, "predicted_latency": round(point.cost / reference_ms, 4),
+        "noise_left": round(point.noise_left / full_noise, 4),
         "compute_nodes": {p.value: sum(1 for n, q in assignment.items()
                                        if q == p and n in compute) for p in Precision},
         "float_ops_without_macs": sum(1 for n, q in assignment.items()
